@@ -1,0 +1,70 @@
+"""Scaled dot-product attention with a causal mask, and multi-head plumbing.
+
+Forward (the formula of our text):
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+for every head at once, with q (B, nh, Tq, hs), k and v (B, nh, Tk, hs):
+    s   = q @ k^T * scale          scale = 1/sqrt(hs)        (B, nh, Tq, Tk)
+    s   = masked: query i may not look at keys after itself   (-inf there)
+    att = softmax(s)                                          (B, nh, Tq, Tk)
+    y   = dropout(att) @ v                                    (B, nh, Tq, hs)
+Why sqrt(d_k): for random q, k with unit-variance entries, q.k has variance d_k;
+dividing by sqrt(d_k) keeps the scores O(1) so the softmax does not saturate.
+
+Causal mask. In training Tq == Tk and query i sees keys 0..i. With a KV cache the
+Tq new queries are the *last* Tq positions of the Tk keys, so query i sits at
+absolute position Tk - Tq + i and sees keys 0..Tk - Tq + i. One rule covers both.
+
+Backward, reading the forward bottom-up:
+    y = a @ v          ->  da = dy @ v^T                     dv = a^T @ dy
+    a = dropout(att)   ->  datt = da * mask
+    att = softmax(s)   ->  ds = att * (datt - sum(datt * att, -1))   (see softmax.py)
+    s = q @ k^T*scale  ->  dq = ds @ k * scale               dk = ds^T @ q * scale
+Masked scores have att = 0, so their ds is 0: no gradient leaks to the future.
+Cached: q, k, v, att and the dropout mask.
+"""
+import numpy as np
+
+from .dropout import dropout_backward, dropout_forward
+from .softmax import softmax_backward, softmax_forward
+
+
+def causal_mask(Tq, Tk):
+    """(Tq, Tk) bool, True where query i must NOT see key j (j > Tk - Tq + i)."""
+    return np.triu(np.ones((Tq, Tk), dtype=bool), k=Tk - Tq + 1)
+
+
+def attention_forward(q, k, v, dropout=0.0, rng=None):
+    """q: (B, nh, Tq, hs), k, v: (B, nh, Tk, hs) -> y (B, nh, Tq, hs), cache."""
+    Tq, hs = q.shape[-2:]
+    Tk = k.shape[-2]
+    scale = 1.0 / np.sqrt(hs)
+    s = (q @ k.swapaxes(-1, -2)) * scale                        # (B, nh, Tq, Tk)
+    s[..., causal_mask(Tq, Tk)] = -np.inf                       # no peeking ahead
+    att, softmax_cache = softmax_forward(s)                     # (B, nh, Tq, Tk)
+    a, dropout_cache = dropout_forward(att, dropout, rng)
+    y = a @ v                                                   # (B, nh, Tq, hs)
+    return y, (q, k, v, a, scale, softmax_cache, dropout_cache)
+
+
+def attention_backward(dy, cache):
+    """dy: (B, nh, Tq, hs) -> (dq, dk, dv) shaped like q, k, v."""
+    q, k, v, a, scale, softmax_cache, dropout_cache = cache
+    dv = a.swapaxes(-1, -2) @ dy                                # (B, nh, Tk, hs)
+    da = dy @ v.swapaxes(-1, -2)                                # (B, nh, Tq, Tk)
+    datt = dropout_backward(da, dropout_cache)
+    ds = softmax_backward(datt, softmax_cache) * scale          # (B, nh, Tq, Tk)
+    dq = ds @ k                                                 # (B, nh, Tq, hs)
+    dk = ds.swapaxes(-1, -2) @ q                                # (B, nh, Tk, hs)
+    return dq, dk, dv
+
+
+def split_heads(x, n_head):
+    """(B, T, C) -> (B, nh, T, hs): each head gets its own hs = C/nh channels."""
+    B, T, C = x.shape
+    return x.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    """(B, nh, T, hs) -> (B, T, C): the inverse of split_heads (heads side by side)."""
+    B, nh, T, hs = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)

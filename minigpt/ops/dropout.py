@@ -1,0 +1,25 @@
+"""Inverted dropout.
+
+Forward, in training, with drop probability p:
+    mask = (uniform(shape) >= p) / (1 - p)        # 0 or 1/(1-p)
+    y = x * mask
+Dividing by (1 - p) keeps E[y] = x, so nothing changes at inference time (p = 0
+there: y = x). Backward: y is x times a constant mask, so dx = dy * mask.
+Cached: the mask. Drawing it from a generator the caller passes makes a training
+step reproducible, and lets a gradient check run the same masks twice.
+"""
+import numpy as np
+
+
+def dropout_forward(x, p, rng):
+    """x: any shape, p in [0, 1), rng: np.random.Generator or None -> y, cache."""
+    if p == 0.0 or rng is None:
+        return x, None                               # identity: nothing to cache
+    mask = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1.0 - p)
+    return x * mask, mask
+
+
+def dropout_backward(dy, cache):
+    """dy: same shape as x -> dx."""
+    mask = cache
+    return dy if mask is None else dy * mask

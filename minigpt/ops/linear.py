@@ -1,0 +1,33 @@
+"""Linear (fully connected) layer.
+
+Forward, for x of shape (..., Cin), w (Cin, Cout), b (Cout,) or None:
+    y = x @ w + b                                   # (..., Cout)
+
+Backward. Write the forward for one row: y_j = sum_i x_i w_ij + b_j. Then
+    dL/dx_i  = sum_j dy_j w_ij      ->  dx = dy @ w.T         (..., Cin)
+    dL/dw_ij = sum_rows x_i dy_j    ->  dw = X.T @ dY         (Cin, Cout), rows flattened
+    dL/db_j  = sum_rows dy_j        ->  db = dY.sum(0)        (Cout,)
+Cached: the input x (needed for dw) and w (needed for dx).
+
+We store w as (in, out) so the forward reads like the math (x @ w). PyTorch's
+nn.Linear stores the transpose, (out, in); minigpt.interop converts.
+"""
+import numpy as np
+
+
+def linear_forward(x, w, b=None):
+    """x: (..., Cin), w: (Cin, Cout), b: (Cout,) or None -> y (..., Cout), cache."""
+    y = x @ w
+    if b is not None:
+        y += b
+    return y, (x, w, b is not None)
+
+
+def linear_backward(dy, cache):
+    """dy: (..., Cout) -> (dx (..., Cin), dw (Cin, Cout), db (Cout,) or None)."""
+    x, w, has_bias = cache
+    Cin, Cout = w.shape
+    dx = dy @ w.T                                                  # (..., Cin)
+    dw = x.reshape(-1, Cin).T @ dy.reshape(-1, Cout)               # (Cin, Cout)
+    db = dy.reshape(-1, Cout).sum(axis=0) if has_bias else None    # (Cout,)
+    return dx, dw, db
