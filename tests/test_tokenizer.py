@@ -56,7 +56,7 @@ def test_allow_special_false_encodes_markers_as_characters():
     assert t.decode(ids) == END
 
 
-@settings(deadline=None, max_examples=50)
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(sorted(set("".join(TEXTS))) + list(SPECIAL_TOKENS)),
                 max_size=40))
 def test_round_trip_property(pieces):
