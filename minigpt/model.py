@@ -199,5 +199,15 @@ class GPT:
 
     __call__ = forward
 
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+                 **kwargs):
+        """Continue idx (B, T) by max_new_tokens sampled ids -> (B, T + n).
+
+        A thin front door to minigpt.generate.generate (KV cache, sliding window,
+        greedy / top_k / top_p, stop_token, rng): see that module for the details.
+        """
+        from .generate import generate   # lazily: generation builds on the model, not the reverse
+        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, **kwargs)
+
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())

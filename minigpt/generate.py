@@ -1,0 +1,267 @@
+"""Generation: turn a trained GPT into text, one token at a time, with a KV cache.
+
+The loop every GPT uses to write (autoregressive decoding):
+    context = the prompt                                         (B, T) ids
+    repeat max_new_tokens times:
+        logits = model(context)[:, -1]    scores for the next token   (B, V)
+        next   = pick(logits)             greedy, or sample (temperature, top-k, top-p)
+        context = context + next
+
+The KV cache. Run naively, step n recomputes the keys and values of all T + n
+positions, although only the newest position is new: causal attention means an
+earlier position's k and v never depend on what comes after it. So we keep them:
+    prefill:  run the prompt once, storing every layer's k, v   (B, nh, T, hs) each
+    step:     run ONE new position; its query attends to the stored keys plus its own
+The attention op already handles this (Tq = 1 new query, Tk = all keys; see the
+causal-mask note in ops/attention.py), so each step costs O(T) instead of O(T^2).
+
+The sliding window, and why the cache is rebuilt when it slides. The model only
+knows positions 0 .. block_size-1, so once the text is longer than block_size we
+show it the last block_size tokens (the window slides right by one token per step).
+minigpt adds ABSOLUTE positions to the token embeddings (pe[t], sinusoidal or
+learned): when the window slides, every token moves to position t-1, so every
+stored key and value (computed from wte[id] + pe[t]) is now wrong. We therefore
+rebuild the cache with a fresh prefill of the window whenever it slides. That keeps
+generation EXACT -- the same logits as running model.forward on the window, which
+tests/test_generate.py checks to 1e-10 in float64 -- at the price that, past
+block_size, each step costs a full forward of the window again. (Models with
+relative positions, e.g. RoPE or ALiBi, can instead just drop the oldest entry.)
+The alternative of sliding by half a block at a time would keep the cache useful
+but show the model less context than it could see; we chose exactness.
+
+Public API
+    generate(model, idx, max_new_tokens, ...)  -> (B, T + n) ids   (also GPT.generate)
+    stream(model, idx, max_new_tokens, ...)    -> yields each step's (B,) ids, for
+                                                  showing a reply as it is written
+    sample_next(logits, ...)                   -> (B,) ids: greedy / temperature /
+                                                  top-k / top-p on one step's scores
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .block import mlp_forward, subdict
+from .ops.attention import attention_forward, merge_heads, split_heads
+from .ops.embedding import embedding_forward
+from .ops.layernorm import layernorm_forward
+from .ops.linear import linear_forward
+from .ops.softmax import softmax_forward
+
+
+# ----------------------------------------------------------------------------- arguments
+def check_sampling_args(max_new_tokens=1, temperature=1.0, top_k=None, top_p=None,
+                        greedy=False):
+    """Refuse settings that make no sense, with a message that says what to do instead."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) \
+            or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    if not isinstance(greedy, bool):
+        raise ValueError(f"greedy must be True or False, got {greedy!r}")
+    if not greedy:
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a number > 0, got {temperature!r} "
+                             f"(for deterministic argmax decoding use greedy=True, "
+                             f"--greedy on the command line)")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral)
+                              or top_k < 1):
+        raise ValueError(f"top_k must be an int >= 1 (or None for no limit), got {top_k!r}")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, numbers.Real)
+                              or not 0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p must be a number in (0, 1] (or None), got {top_p!r}")
+
+
+def _as_generator(rng):
+    """None -> a fresh generator; an int -> a seeded one; a Generator is used as is."""
+    if rng is None or isinstance(rng, numbers.Integral):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise ValueError(f"rng must be None, an int seed or a np.random.Generator, "
+                     f"got {type(rng).__name__}")
+
+
+def _check_prompt(model, idx):
+    """idx must be a non-empty (B, T) array of valid ids; T may exceed block_size."""
+    idx = np.asarray(idx)
+    if idx.ndim != 2:
+        raise ValueError(f"idx must have shape (B, T), got an array of shape {idx.shape} "
+                         f"(for one prompt of ids use idx[None, :])")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+    if idx.shape[0] < 1 or idx.shape[1] < 1:
+        raise ValueError(f"idx is empty (shape {idx.shape}): generation needs at least "
+                         f"one token to start from")
+    V = model.config.vocab_size
+    if idx.min() < 0 or idx.max() >= V:
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise ValueError(f"idx holds token id {bad}, outside [0, vocab_size={V})")
+    return idx.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- picking
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, rng=None):
+    """One step's scores -> the next token of each row.
+
+    logits: (B, V) -> ids (B,) int64.
+        greedy       argmax (temperature, top_k, top_p are ignored)
+        temperature  p = softmax(logits / temperature): < 1 sharpens, > 1 flattens
+        top_k        keep only the k highest-scoring tokens (ties at the k-th are kept)
+        top_p        nucleus sampling (Holtzman et al. 2019): keep the smallest set of
+                     most likely tokens whose probabilities add up to >= top_p
+    A token is then drawn from what is left, by inverting the cumulative distribution
+    with one uniform number per row from `rng`.
+    """
+    check_sampling_args(1, temperature, top_k, top_p, greedy)
+    logits = np.asarray(logits, dtype=np.float64)                 # (B, V)
+    if greedy:
+        return logits.argmax(axis=-1).astype(np.int64)
+    rng = _as_generator(rng)
+    z = logits / temperature
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = np.sort(z, axis=-1)[:, -top_k][:, None]             # (B, 1) k-th largest
+        z = np.where(z < kth, -np.inf, z)
+    p, _ = softmax_forward(z)                                     # (B, V)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p, axis=-1, kind="stable")            # most likely first
+        p_sorted = np.take_along_axis(p, order, axis=-1)
+        before = np.cumsum(p_sorted, axis=-1) - p_sorted          # mass ranked above
+        keep_sorted = before < top_p                              # the top one always
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=-1)
+        p = np.where(keep, p, 0.0)
+        p /= p.sum(axis=-1, keepdims=True)
+    cdf = np.cumsum(p, axis=-1)                                   # (B, V)
+    u = rng.random((p.shape[0], 1)) * cdf[:, -1:]                 # (B, 1)
+    ids = (cdf <= u).sum(axis=-1)                                 # first cdf > u
+    return np.minimum(ids, p.shape[-1] - 1).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- KV cache
+class KVCache:
+    """Every layer's keys and values for the positions run so far.
+
+    k[l], v[l]: (B, nh, block_size, hs), filled left to right; `length` positions
+    are valid. Preallocated so a step writes one column instead of copying the lot.
+    """
+
+    def __init__(self, model, B):
+        cfg = model.config
+        shape = (B, cfg.n_head, cfg.block_size, cfg.head_size)
+        dtype = np.dtype(cfg.dtype)
+        self.k = [np.zeros(shape, dtype) for _ in range(cfg.n_layer)]
+        self.v = [np.zeros(shape, dtype) for _ in range(cfg.n_layer)]
+        self.length = 0
+
+    def append(self, layer, k, v):
+        """Store k, v (B, nh, Tn, hs) after the valid ones; return all keys, values."""
+        t0, Tn = self.length, k.shape[2]
+        self.k[layer][:, :, t0:t0 + Tn] = k
+        self.v[layer][:, :, t0:t0 + Tn] = v
+        return self.k[layer][:, :, :t0 + Tn], self.v[layer][:, :, :t0 + Tn]  # (B, nh, Tk, hs)
+
+
+def forward_cached(model, ids, cache):
+    """Run new tokens through the model, reusing (and extending) the cache.
+
+    ids: (B, Tn) tokens at positions cache.length .. cache.length + Tn - 1
+    -> logits of the LAST new position, (B, V).
+    The same composition of ops as GPT.forward in eval mode (no dropout), except
+    that attention's keys and values come from the cache.
+    """
+    cfg, p = model.config, model.params
+    B, Tn = ids.shape
+    t0 = cache.length
+    if t0 + Tn > cfg.block_size:
+        raise ValueError(f"cache holds {t0} positions; {Tn} more exceed block_size "
+                         f"{cfg.block_size}")
+    tok, _ = embedding_forward(ids, p["wte"])                           # (B, Tn, C)
+    pe = p["wpe"][t0:t0 + Tn] if cfg.pos_encoding == "learned" else model.pe_table[t0:t0 + Tn]
+    x = tok + pe                                                        # (B, Tn, C)
+    for l in range(cfg.n_layer):
+        lp = subdict(p, f"h.{l}.")
+        # attention sub-block: x = x + c_proj(attn(q_new, k_all, v_all))
+        h, _ = layernorm_forward(x, lp["ln_1.w"], lp.get("ln_1.b"))
+        qkv, _ = linear_forward(h, lp["attn.c_attn.w"], lp.get("attn.c_attn.b"))  # (B, Tn, 3C)
+        q, k, v = (split_heads(t, cfg.n_head) for t in np.split(qkv, 3, axis=-1))  # (B, nh, Tn, hs)
+        k_all, v_all = cache.append(l, k, v)                            # (B, nh, t0+Tn, hs)
+        y, _ = attention_forward(q, k_all, v_all)                       # (B, nh, Tn, hs)
+        a, _ = linear_forward(merge_heads(y), lp["attn.c_proj.w"], lp.get("attn.c_proj.b"))
+        x = x + a
+        # MLP sub-block: x = x + mlp(ln_2(x))
+        h, _ = layernorm_forward(x, lp["ln_2.w"], lp.get("ln_2.b"))
+        m, _ = mlp_forward(h, subdict(lp, "mlp."))
+        x = x + m
+    cache.length = t0 + Tn
+    x, _ = layernorm_forward(x[:, -1], p["ln_f.w"], p.get("ln_f.b"))   # (B, C) last only
+    logits, _ = linear_forward(x, p["wte"].T)                           # (B, V) tied head
+    return logits
+
+
+# ----------------------------------------------------------------------------- the loop
+def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+           greedy=False, rng=None, use_cache=True, with_logits=False):
+    """Yield each new token as it is chosen: (B,) ids, or (ids, logits (B, V)).
+
+    idx: (B, T) prompt ids; T may exceed block_size (only the last block_size count).
+    use_cache=False recomputes model.forward over the window at every step: the
+    slow, obviously-correct reference the cached path is tested against.
+    """
+    check_sampling_args(max_new_tokens, temperature, top_k, top_p, greedy)
+    idx = _check_prompt(model, idx)
+    rng = None if greedy else _as_generator(rng)
+    bs = model.config.block_size
+    B = idx.shape[0]
+    context = idx[:, -bs:]                                              # (B, <= bs)
+
+    def window_logits():
+        """Logits of the next token given the whole window, from scratch."""
+        nonlocal cache
+        if use_cache:
+            cache = KVCache(model, B)
+            return forward_cached(model, context, cache)                # prefill
+        logits, _ = model.forward(context)
+        return logits[:, -1]
+
+    cache = None
+    logits = window_logits()
+    for step in range(max_new_tokens):
+        ids = sample_next(logits, temperature, top_k, top_p, greedy, rng)   # (B,)
+        yield (ids, logits) if with_logits else ids
+        if step == max_new_tokens - 1:
+            break                                    # no one will read the next logits
+        context = np.concatenate([context, ids[:, None]], axis=1)[:, -bs:]
+        if use_cache and cache.length < bs:
+            logits = forward_cached(model, ids[:, None], cache)         # one position
+        else:
+            logits = window_logits()      # window slid: positions shifted, rebuild
+
+
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+             greedy=False, rng=None, stop_token=None, use_cache=True):
+    """Continue idx (B, T) by up to max_new_tokens tokens -> (B, T + n) int64 ids.
+
+    stop_token: an id (e.g. the tokenizer's end-of-turn) after which a row is done;
+    generation ends early once every row has produced it. Rows that finish first
+    are padded with stop_token, so each row reads "... reply <stop> <stop> ...".
+    rng: a np.random.Generator, an int seed, or None (fresh randomness); unused
+    when greedy.
+    """
+    idx = _check_prompt(model, idx)
+    if stop_token is not None and not (isinstance(stop_token, numbers.Integral)
+                                       and 0 <= stop_token < model.config.vocab_size):
+        raise ValueError(f"stop_token must be a token id in [0, {model.config.vocab_size}), "
+                         f"got {stop_token!r}")
+    out = [idx]
+    done = np.zeros(idx.shape[0], dtype=bool)
+    for ids in stream(model, idx, max_new_tokens, temperature, top_k, top_p, greedy, rng,
+                      use_cache):
+        if stop_token is not None:
+            ids = np.where(done, stop_token, ids)
+            done |= ids == stop_token
+        out.append(ids[:, None])
+        if done.all():
+            break
+    return np.concatenate(out, axis=1)
