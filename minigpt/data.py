@@ -1,0 +1,206 @@
+"""The dialogue corpus: chatterbot-corpus YAML -> conversations -> token batches.
+
+The chatterbot-corpus package ships small YAML files per language and topic, e.g.
+
+    conversations:
+    - - What is AI?                 # a conversation: a list of turns,
+      - Artificial Intelligence is  # user first, then bot, alternating
+        the branch of engineering...
+
+Pipeline (the order of the functions below):
+
+    load_conversations()   -> [["What is AI?", "Artificial ..."], ...]
+    split_conversations()  -> train conversations, val conversations (never trained on)
+    format_conversation()  -> "<|user|>What is AI?<|end|><|bot|>Artificial ...<|end|>"
+    CharDataset            -> one int64 array per split; get_batch() cuts (B, T) windows
+"""
+from __future__ import annotations
+
+import importlib.resources
+
+import numpy as np
+import yaml
+
+from minigpt.tokenizer import BOT, END, SPECIAL_TOKENS, USER, CharTokenizer
+
+CORPUS_PACKAGE = "chatterbot_corpus"
+SPLITS = ("train", "val")
+
+
+def available_languages() -> list[str]:
+    """Languages the installed chatterbot-corpus has a folder for, sorted."""
+    root = importlib.resources.files(CORPUS_PACKAGE) / "data"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def load_conversations(languages=("english", "chinese"), *, dedupe: bool = True) -> list[list[str]]:
+    """Read every .yml file of each language: a list of conversations (lists of str turns).
+
+    Cleaning, driven by what the real files contain:
+      - entries of `conversations:` that are not lists are skipped (english/trivia.yml
+        has one stray string);
+      - turns are stripped of surrounding whitespace (inner newlines are kept: some
+        bot answers are code blocks);
+      - a conversation is cut at its first turn that is not a non-empty string, so the
+        user/bot alternation of the remaining turns stays correct;
+      - conversations with fewer than 2 turns are skipped (no bot reply to learn);
+      - with dedupe=True, repeated identical conversations are kept once (the
+        English tech_support and coding files repeat many). Without this the same
+        dialogue could land in both train and val.
+    Files are read in sorted order, so the result is deterministic.
+    """
+    if isinstance(languages, str):
+        languages = (languages,)
+    known = available_languages()
+    conversations, seen = [], set()
+    for language in languages:
+        if language not in known:
+            raise ValueError(f"chatterbot-corpus has no language {language!r}; "
+                             f"available: {', '.join(known)}")
+        folder = importlib.resources.files(CORPUS_PACKAGE) / "data" / language
+        for file in sorted(folder.iterdir(), key=lambda p: p.name):
+            if not file.name.endswith((".yml", ".yaml")):
+                continue
+            for turns in _conversations_in_file(file):
+                key = tuple(turns)
+                if dedupe and key in seen:
+                    continue
+                seen.add(key)
+                conversations.append(turns)
+    return conversations
+
+
+def _conversations_in_file(file) -> list[list[str]]:
+    """The cleaned conversations of one YAML file (see load_conversations)."""
+    doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    entries = doc.get("conversations") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        return []
+    cleaned = []
+    for entry in entries:
+        if not isinstance(entry, list):
+            continue
+        turns = []
+        for turn in entry:
+            if not isinstance(turn, str) or not turn.strip():
+                break
+            turns.append(turn.strip())
+        if len(turns) >= 2:
+            cleaned.append(turns)
+    return cleaned
+
+
+def format_conversation(turns: list[str]) -> str:
+    """Turns -> one training string; user and bot alternate, user first:
+
+        <|user|>turn 0<|end|><|bot|>turn 1<|end|><|user|>turn 2<|end|>...
+
+    The end marker after every turn is what teaches the model where a reply stops.
+    A turn that itself contains a marker string is refused: it would be read back
+    as a real marker and scramble the roles.
+    """
+    parts = []
+    for i, text in enumerate(turns):
+        for marker in SPECIAL_TOKENS:
+            if marker in text:
+                raise ValueError(f"turn {i} contains the marker {marker!r}: {text[:60]!r}")
+        role = USER if i % 2 == 0 else BOT
+        parts.append(role + text + END)
+    return "".join(parts)
+
+
+def split_conversations(conversations: list, val_fraction: float = 0.1,
+                        seed: int = 1337) -> tuple[list, list]:
+    """Split BY CONVERSATION into (train, val): no validation dialogue is trained on.
+
+    A seeded shuffle picks round(val_fraction * n) conversations for val (at least 1,
+    and at least 1 is left for train). Both lists keep the corpus order. The same
+    conversations and seed always give the same split.
+    """
+    n = len(conversations)
+    if n < 2:
+        raise ValueError(f"need at least 2 conversations to split, got {n}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_val = min(max(1, round(val_fraction * n)), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    is_val = np.zeros(n, dtype=bool)
+    is_val[order[:n_val]] = True
+    train = [c for c, v in zip(conversations, is_val) if not v]
+    val = [c for c, v in zip(conversations, is_val) if v]
+    return train, val
+
+
+class CharDataset:
+    """Token streams for the train and val splits, and random (B, T) batches from them.
+
+    Each split is its formatted conversations concatenated and encoded into one int64
+    array; a batch is B windows of T+1 consecutive tokens at random offsets. Windows
+    may cross from one conversation into the next; the markers show the boundary.
+    """
+
+    def __init__(self, train_conversations: list, val_conversations: list,
+                 tokenizer: CharTokenizer | None = None):
+        """tokenizer: None builds one from BOTH splits (so every val character has an
+        id; knowing a character exists is not training on the dialogue). Pass the
+        checkpoint's tokenizer when resuming; a character it lacks is then an error.
+        """
+        if not train_conversations or not val_conversations:
+            raise ValueError("both splits need at least one conversation")
+        self.conversations = {"train": train_conversations, "val": val_conversations}
+        texts = {s: "".join(format_conversation(c) for c in convs)
+                 for s, convs in self.conversations.items()}
+        if tokenizer is None:
+            tokenizer = CharTokenizer.from_texts(list(texts.values()))
+        self.tokenizer = tokenizer
+        self.tokens = {s: self.tokenizer.encode(t, unknown="error") for s, t in texts.items()}
+        # Characters of dialogue text, markers not counted.
+        self.n_chars = sum(len(turn) for convs in self.conversations.values()
+                           for c in convs for turn in c)
+
+    @classmethod
+    def from_conversations(cls, conversations: list, *, val_fraction: float = 0.1,
+                           seed: int = 1337, tokenizer: CharTokenizer | None = None):
+        """Split (see split_conversations) and encode in one call."""
+        train, val = split_conversations(conversations, val_fraction, seed)
+        return cls(train, val, tokenizer)
+
+    def get_batch(self, split: str, batch_size: int, block_size: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """B random windows from `split`: x (B, T) inputs, y (B, T) targets, int64.
+
+        y is x shifted left by one token: y[b, t] = x[b, t+1] is what the model must
+        predict after reading x[b, :t+1]. rng is the caller's, so the caller decides
+        what is reproducible.
+        """
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a np.random.Generator (np.random.default_rng(seed)), "
+                            f"got {type(rng).__name__}")
+        if batch_size < 1 or block_size < 1:
+            raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size}, "
+                             f"{block_size}")
+        data = self.tokens[split]
+        if len(data) < block_size + 1:
+            # A window needs T inputs plus one more token for the last target.
+            raise ValueError(f"block_size {block_size} is too long for the {split!r} split: "
+                             f"a window needs block_size + 1 = {block_size + 1} tokens and the "
+                             f"split has {len(data)}; use a smaller block_size or more data")
+        starts = rng.integers(0, len(data) - block_size, size=batch_size)   # (B,)
+        offsets = starts[:, None] + np.arange(block_size)[None, :]           # (B, T)
+        x = data[offsets]        # (B, T)
+        y = data[offsets + 1]    # (B, T): the next token at every position
+        return x, y
+
+    def describe(self) -> str:
+        """A short printable summary: corpus size, vocabulary, split sizes."""
+        n_conv = {s: len(c) for s, c in self.conversations.items()}
+        n_tok = {s: len(t) for s, t in self.tokens.items()}
+        v = self.tokenizer.vocab_size
+        return (f"corpus: {n_conv['train'] + n_conv['val']:,} conversations, "
+                f"{self.n_chars:,} characters\n"
+                f"vocab:  {v:,} tokens ({v - len(SPECIAL_TOKENS):,} characters + "
+                f"{len(SPECIAL_TOKENS)} markers)\n"
+                f"train:  {n_conv['train']:,} conversations, {n_tok['train']:,} tokens\n"
+                f"val:    {n_conv['val']:,} conversations, {n_tok['val']:,} tokens")
