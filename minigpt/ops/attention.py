@@ -37,7 +37,7 @@ def attention_forward(q, k, v, dropout=0.0, rng=None):
     """q: (B, nh, Tq, hs), k, v: (B, nh, Tk, hs) -> y (B, nh, Tq, hs), cache."""
     Tq, hs = q.shape[-2:]
     Tk = k.shape[-2]
-    scale = 1.0 / np.sqrt(hs)
+    scale = 1.0 / float(np.sqrt(hs))        # Python float: keeps the dtype of q
     s = (q @ k.swapaxes(-1, -2)) * scale                        # (B, nh, Tq, Tk)
     s[..., causal_mask(Tq, Tk)] = -np.inf                       # no peeking ahead
     att, softmax_cache = softmax_forward(s)                     # (B, nh, Tq, Tk)

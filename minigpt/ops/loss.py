@@ -2,14 +2,22 @@
 
 Forward, over N = B*T positions with logits z (N, V) and target ids y (N,):
     log p_{n,v} = z_{n,v} - logsumexp(z_n)
-    loss = -(1/N) sum_n log p_{n, y_n}
-logsumexp is computed as m + log(sum exp(z - m)) with m the row max, so logits of
-+-1e4 give finite values (a naive exp(1e4) would overflow to inf).
+    loss = (1/N) sum_n (logsumexp(z_n) - z_{n, y_n})
+         = (1/N) sum_n ((m_n - z_{n, y_n}) + log1p(r_n))      (m, r: see Numerics)
 
 Backward. Fusing softmax with the log-likelihood makes the gradient simple:
     dloss/dz_{n,v} = (p_{n,v} - [v == y_n]) / N
 (the softmax Jacobian and the 1/p of the log cancel). The 1/N starts here, as in
 llm.c: every later gradient is already averaged over positions.
+
+Numerics, which matter once the model is confident:
+- logsumexp(z) = m + log(sum_v exp(z_v - m)) with m = max(z): no exp() overflows,
+  so logits of +-1e4 give finite values.
+- The max term of that sum is exactly exp(0) = 1, so the sum is 1 + r where r is
+  the sum over the other entries. When p_max -> 1, r is tiny and "1 + r" rounds
+  r away; we keep r separately and use log1p(r), which stays exact.
+- For the same reason the target's gradient p_y - 1 is computed as
+  -(sum of the other probabilities) instead of subtracting 1 from ~1.
 Cached: the probabilities p and the targets.
 """
 import numpy as np
@@ -20,12 +28,17 @@ def cross_entropy_forward(logits, targets):
     V = logits.shape[-1]
     z = logits.reshape(-1, V)                                  # (N, V)
     y = targets.reshape(-1)                                    # (N,)
-    m = z.max(axis=-1, keepdims=True)                          # (N, 1)
-    e = np.exp(z - m)                                          # (N, V), <= 1
-    s = e.sum(axis=-1, keepdims=True)                          # (N, 1)
-    logp_y = z[np.arange(len(y)), y] - m[:, 0] - np.log(s[:, 0])   # (N,)
-    loss = -logp_y.mean()
-    probs = e / s                                              # (N, V)
+    rows = np.arange(len(y))
+    top = z.argmax(axis=-1)                                    # (N,)
+    m = z[rows, top]                                           # (N,) row max
+    e = np.exp(z - m[:, None])                                 # (N, V), e[top] == 1
+    e[rows, top] = 0.0
+    r = e.sum(axis=-1)                                         # (N,) sum of the others
+    e[rows, top] = 1.0
+    # logsumexp - z_y = (m - z_y) + log1p(r): the bracket is exactly 0 when the
+    # target is the max, so a tiny loss is not rounded against a large m
+    loss = np.mean((m - z[rows, y]) + np.log1p(r))
+    probs = e / (1.0 + r)[:, None]                             # (N, V)
     return float(loss), (probs, y, logits.shape)
 
 
@@ -33,7 +46,9 @@ def cross_entropy_backward(dloss, cache):
     """dloss: scalar upstream gradient (1.0 for the loss itself) -> dlogits (B, T, V)."""
     probs, y, shape = cache
     N = len(y)
-    dz = probs.copy()
-    dz[np.arange(N), y] -= 1.0                                 # p - onehot(y)
+    rows = np.arange(N)
+    dz = probs.copy()                                          # p - onehot(y), with
+    dz[rows, y] = 0.0                                          # p_y - 1 = -sum_{v!=y} p_v
+    dz[rows, y] = -dz.sum(axis=-1)
     dz *= dloss / N
     return dz.reshape(shape)

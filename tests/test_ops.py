@@ -1,0 +1,219 @@
+"""Tier 1: every op's hand-written backward against centered differences, in float64.
+
+Hypothesis draws the shapes (B, T, C, heads, vocab), a seed for the values and their
+scale; every check asserts a max relative error <= 1e-7 (a correct backward gives
+~1e-9 or better). Parameters are random, not 0/1, because a zero bias or a unit gain
+can hide a wrong term.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from minigpt.gradcheck import gradcheck
+from minigpt.ops.attention import (attention_backward, attention_forward, merge_heads,
+                                   split_heads)
+from minigpt.ops.dropout import dropout_backward, dropout_forward
+from minigpt.ops.embedding import embedding_backward, embedding_forward
+from minigpt.ops.gelu import gelu_backward, gelu_forward
+from minigpt.ops.layernorm import layernorm_backward, layernorm_forward
+from minigpt.ops.linear import linear_backward, linear_forward
+from minigpt.ops.loss import cross_entropy_backward, cross_entropy_forward
+from minigpt.ops.positional import learned_positional_backward, learned_positional_forward
+from minigpt.ops.softmax import softmax_backward, softmax_forward
+from minigpt.block import (block_backward, block_forward, mlp_backward, mlp_forward,
+                           self_attention_backward, self_attention_forward)
+
+TOL = 1e-7
+dims = st.integers(1, 5)
+seeds = st.integers(0, 2**32 - 1)
+scales = st.floats(0.1, 3.0)
+
+
+def assert_passes(report):
+    assert report.ok, f"\n{report}"
+    assert all(c.checked > 0 for c in report.checks)
+
+
+def randn(rng, *shape, scale=1.0):
+    return scale * rng.standard_normal(shape)
+
+
+@given(B=dims, T=dims, C=dims, V=st.integers(1, 7), seed=seeds)
+def test_embedding(B, T, C, V, seed):
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, V, size=(B, T))          # repeats are likely: scatter-add matters
+    report = gradcheck(lambda wte: embedding_forward(idx, wte),
+                       lambda d, c: {"wte": embedding_backward(d, c)},
+                       {"wte": randn(rng, V, C)})
+    assert_passes(report)
+
+
+def test_embedding_backward_accumulates_repeated_tokens():
+    idx = np.array([[3, 3, 3]])
+    dwte = embedding_backward(np.ones((1, 3, 2)), embedding_forward(idx, np.zeros((5, 2)))[1])
+    np.testing.assert_array_equal(dwte[3], [3.0, 3.0])
+    assert dwte.sum() == 6.0
+
+
+@given(B=dims, T=dims, C=dims, seed=seeds)
+def test_learned_positional(B, T, C, seed):
+    rng = np.random.default_rng(seed)
+    block_size = T + 2                              # rows past T must get zero gradient
+
+    def forward(wpe):
+        pe, cache = learned_positional_forward(T, wpe)
+        return np.broadcast_to(pe, (B, T, C)), cache
+
+    report = gradcheck(forward, lambda d, c: {"wpe": learned_positional_backward(d, c)},
+                       {"wpe": randn(rng, block_size, C)})
+    assert_passes(report)
+
+
+@given(B=dims, T=dims, Cin=dims, Cout=dims, bias=st.booleans(), seed=seeds, scale=scales)
+def test_linear(B, T, Cin, Cout, bias, seed, scale):
+    rng = np.random.default_rng(seed)
+    inputs = {"x": randn(rng, B, T, Cin, scale=scale), "w": randn(rng, Cin, Cout)}
+    if bias:
+        inputs["b"] = randn(rng, Cout)
+    report = gradcheck(linear_forward, lambda d, c: linear_backward(d, c)[: len(inputs)],
+                       inputs, wrt=list(inputs))
+    assert_passes(report)
+
+
+@given(B=dims, T=dims, C=st.integers(3, 8), bias=st.booleans(), seed=seeds, scale=scales)
+def test_layernorm(B, T, C, bias, seed, scale):
+    """C >= 3: with one or two channels xhat is 0 or +-1 whatever x is (up to eps), so
+    the true dx is O(eps) and no finite difference can resolve it against O(1) outputs."""
+    rng = np.random.default_rng(seed)
+    inputs = {"x": randn(rng, B, T, C, scale=scale) + rng.normal(), "w": randn(rng, C)}
+    if bias:
+        inputs["b"] = randn(rng, C)
+    report = gradcheck(layernorm_forward, lambda d, c: layernorm_backward(d, c)[: len(inputs)],
+                       inputs, wrt=list(inputs))
+    assert_passes(report)
+
+
+@given(B=dims, T=dims, C=dims, seed=seeds, scale=scales)
+def test_gelu(B, T, C, seed, scale):
+    rng = np.random.default_rng(seed)
+    report = gradcheck(gelu_forward, lambda d, c: {"x": gelu_backward(d, c)},
+                       {"x": randn(rng, B, T, C, scale=scale)})
+    assert_passes(report)
+
+
+@given(B=dims, N=dims, seed=seeds, scale=scales)
+def test_softmax(B, N, seed, scale):
+    rng = np.random.default_rng(seed)
+    report = gradcheck(softmax_forward, lambda d, c: {"z": softmax_backward(d, c)},
+                       {"z": randn(rng, B, N, scale=scale)})
+    assert_passes(report)
+
+
+@given(B=dims, nh=st.integers(1, 3), Tq=dims, extra=st.integers(0, 3), hs=dims, seed=seeds,
+       scale=scales)
+def test_attention(B, nh, Tq, extra, hs, seed, scale):
+    """Covers training (Tq == Tk) and KV-cache decoding (Tq < Tk)."""
+    rng = np.random.default_rng(seed)
+    Tk = Tq + extra
+    inputs = {"q": randn(rng, B, nh, Tq, hs, scale=scale),
+              "k": randn(rng, B, nh, Tk, hs, scale=scale),
+              "v": randn(rng, B, nh, Tk, hs)}
+    report = gradcheck(attention_forward, attention_backward, inputs, wrt=["q", "k", "v"])
+    assert_passes(report)
+
+
+@given(B=dims, T=dims, p=st.floats(0.05, 0.9), seed=seeds)
+def test_attention_with_dropout(B, T, p, seed):
+    rng = np.random.default_rng(seed)
+    inputs = {"q": randn(rng, B, 2, T, 3), "k": randn(rng, B, 2, T, 3), "v": randn(rng, B, 2, T, 3)}
+    fwd = lambda q, k, v: attention_forward(q, k, v, p, np.random.default_rng(seed))  # same mask
+    assert_passes(gradcheck(fwd, attention_backward, inputs, wrt=["q", "k", "v"]))
+
+
+@given(B=dims, T=dims, p=st.floats(0.05, 0.9), seed=seeds)
+def test_dropout(B, T, p, seed):
+    rng = np.random.default_rng(seed)
+    fwd = lambda x: dropout_forward(x, p, np.random.default_rng(seed))
+    report = gradcheck(fwd, lambda d, c: {"x": dropout_backward(d, c)}, {"x": randn(rng, B, T, 4)})
+    assert_passes(report)
+
+
+@given(B=dims, T=dims, V=st.integers(2, 9), seed=seeds, scale=st.floats(0.1, 10.0))
+def test_cross_entropy(B, T, V, seed, scale):
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, V, size=(B, T))
+    report = gradcheck(lambda logits: cross_entropy_forward(logits, targets),
+                       lambda d, c: {"logits": cross_entropy_backward(d, c)},
+                       {"logits": randn(rng, B, T, V, scale=scale)})
+    assert_passes(report)
+
+
+def block_params(rng, C, bias, prefix=""):
+    shapes = {"ln_1.w": (C,), "ln_1.b": (C,), "attn.c_attn.w": (C, 3 * C),
+              "attn.c_attn.b": (3 * C,), "attn.c_proj.w": (C, C), "attn.c_proj.b": (C,),
+              "ln_2.w": (C,), "ln_2.b": (C,), "mlp.c_fc.w": (C, 4 * C), "mlp.c_fc.b": (4 * C,),
+              "mlp.c_proj.w": (4 * C, C), "mlp.c_proj.b": (C,)}
+    return {prefix + k: 0.5 * rng.standard_normal(s) + (1.0 if "ln_" in k and k.endswith("w") else 0.0)
+            for k, s in shapes.items() if bias or not k.endswith(".b")}
+
+
+def keyed(fn):
+    """Adapt a composite's backward (dx, grads) into one dict for gradcheck."""
+    def backward(dout, cache):
+        dx, grads = fn(dout, cache)
+        return {"x": dx, **grads}
+    return backward
+
+
+@given(B=dims, T=dims, nh=st.integers(1, 3), hs=st.integers(1, 3), bias=st.booleans(), seed=seeds)
+def test_self_attention(B, T, nh, hs, bias, seed):
+    rng = np.random.default_rng(seed)
+    C = nh * hs
+    p = {k[len("attn."):]: v for k, v in block_params(rng, C, bias).items() if k.startswith("attn.")}
+    fwd = lambda x, **p: self_attention_forward(x, p, nh)
+    assert_passes(gradcheck(fwd, keyed(self_attention_backward), {"x": randn(rng, B, T, C), **p}))
+
+
+@given(B=dims, T=dims, C=dims, bias=st.booleans(), seed=seeds)
+def test_mlp(B, T, C, bias, seed):
+    rng = np.random.default_rng(seed)
+    p = {k[len("mlp."):]: v for k, v in block_params(rng, C, bias).items() if k.startswith("mlp.")}
+    fwd = lambda x, **p: mlp_forward(x, p)
+    assert_passes(gradcheck(fwd, keyed(mlp_backward), {"x": randn(rng, B, T, C), **p}))
+
+
+# (n_head, head_size) with C = nh * hs >= 3: the block starts with a layer norm, which
+# for C <= 2 is a sign function smoothed over a width sqrt(eps) (see test_layernorm)
+heads = st.sampled_from([(nh, hs) for nh in (1, 2, 3) for hs in (1, 2, 3) if nh * hs >= 3])
+
+
+@given(B=dims, T=dims, heads=heads, bias=st.booleans(), dropout=st.sampled_from([0.0, 0.3]),
+       seed=seeds)
+def test_block(B, T, heads, bias, dropout, seed):
+    rng = np.random.default_rng(seed)
+    nh, hs = heads
+    C = nh * hs
+    fwd = lambda x, **p: block_forward(x, p, nh, dropout, np.random.default_rng(seed))
+    report = gradcheck(fwd, keyed(block_backward),
+                       {"x": randn(rng, B, T, C), **block_params(rng, C, bias)})
+    assert_passes(report)
+
+
+def test_split_merge_heads_are_inverse():
+    x = np.arange(2 * 3 * 12).reshape(2, 3, 12)
+    heads = split_heads(x, 4)
+    assert heads.shape == (2, 4, 3, 3)
+    np.testing.assert_array_equal(heads[1, 2, 0], x[1, 0, 6:9])   # head 2 = channels 6..8
+    np.testing.assert_array_equal(merge_heads(heads), x)
+
+
+@pytest.mark.parametrize("op, fwd, bwd", [
+    ("gelu", gelu_forward, gelu_backward),
+    ("softmax", softmax_forward, softmax_backward),
+])
+def test_gradcheck_catches_a_wrong_backward(op, fwd, bwd):
+    """The checker itself must be able to fail: a backward off by 1% is reported."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    report = gradcheck(lambda x: fwd(x), lambda d, c: {"x": 1.01 * bwd(d, c)}, {"x": x})
+    assert not report.ok
+    assert 1e-3 < report["x"].rel_error < 0.1
