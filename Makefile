@@ -21,5 +21,8 @@ install: $(STAMP)  ## create .venv and install requirements.txt and minigpt
 test: $(STAMP)  ## run the whole test suite (gradient checks, training, notebooks)
 	$(PY) -m pytest
 
+bench: $(STAMP)  ## time a training step (vs PyTorch if installed) and generation
+	$(PY) benchmarks/bench.py
+
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis

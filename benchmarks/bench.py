@@ -1,0 +1,372 @@
+"""`make bench`: how fast minigpt trains and generates, next to PyTorch on the same CPU.
+
+The reference workload is nanoGPT's documented CPU run (shakespeare_char on a
+laptop): 4 layers, 4 heads, n_embd 128, block 64, batch 12, vocabulary 65, no bias,
+dropout 0, learned positions, float32. One training step is what train.py does:
+
+    logits, loss = model.forward(x, y, train=True)     forward (with the loss)
+    grads = model.backward()                           backward
+    clip_grad_norm(grads, 1.0); opt.step(grads)        optimizer
+
+What is printed, and how it is measured:
+- ms per step: median and the 10th-90th percentile range over --steps steps, after
+  --warmup steps that are not counted (first steps fill caches and the allocator).
+- GFLOP/s: the FLOPs a step must do, counted as nanoGPT does (6 x parameters x tokens
+  for the matrix products of forward + backward, the tied wte counting once as the
+  LM head, plus 12 x n_layer x T x C per token for the attention scores and
+  weighted sums), divided by the step time. We set it against what np.matmul itself
+  reaches on exactly the matrix products of one step (same shapes, same transposes),
+  so "fraction of matmul" says how much of the step is anything but BLAS.
+- peak memory: the most NumPy allocates during one step (tracemalloc), on top of
+  the parameters, gradients and AdamW's moments; and the process's max RSS.
+- generation: 500 new tokens at batch 1 from a one-token prompt, greedy, with and
+  without the KV cache (minigpt.generate).
+- PyTorch (only if it is installed; never required): the same model in eager mode,
+  written like nanoGPT's model.py, loads our weights through minigpt.interop, must
+  give the same loss, and is timed in the same loop, one step of each in turn, so
+  that other jobs on the machine slow both alike. We print the ratio of medians.
+
+Run: `make bench`, or `.venv/bin/python benchmarks/bench.py --steps 200`.
+"""
+import argparse
+import os
+import platform
+import resource
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+from minigpt.config import GPTConfig
+from minigpt.model import GPT
+from minigpt.optim import AdamW, clip_grad_norm
+
+REFERENCE = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128,
+                      dropout=0.0, bias=False, pos_encoding="learned", dtype="float32")
+BATCH = 12
+LR, BETAS, EPS, WEIGHT_DECAY, GRAD_CLIP = 1e-3, (0.9, 0.99), 1e-8, 0.1, 1.0  # nanoGPT's
+
+
+# ----------------------------------------------------------------------------- counting
+def step_flops(cfg, B):
+    """FLOPs of one training step, nanoGPT's way (its estimate_mfu)."""
+    T, C, L = cfg.block_size, cfg.n_embd, cfg.n_layer
+    n_matmul_params = 12 * L * C * C + cfg.vocab_size * C    # blocks' matrices + LM head
+    n_matmul_params += (2 * L + 1) * C * (2 if cfg.bias else 1)  # norms (tiny; as nanoGPT)
+    attention = 12 * L * T * C                               # per token, fwd + bwd
+    return (6 * n_matmul_params + attention) * B * T
+
+
+def step_matmuls(cfg, B, rng):
+    """Operand pairs of every matrix product in one forward + backward, as the model
+    lays them out (transposed views where the model uses them). Returns [(a, b, out)]."""
+    T, C, V, nh = cfg.block_size, cfg.n_embd, cfg.vocab_size, cfg.n_head
+    N, hs = B * T, C // nh
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    pairs = []
+
+    def linear(n_in, n_out):            # y = x @ w; dx = dy @ w.T; dw = x.T @ dy
+        x, w, dy = f32(N, n_in), f32(n_in, n_out), f32(N, n_out)
+        pairs.extend([(x, w), (dy, w.T), (x.T, dy)])
+
+    for _ in range(cfg.n_layer):
+        linear(C, 3 * C)
+        q, k, v, dy = (f32(B, nh, T, hs) for _ in range(4))
+        att, ds = f32(B, nh, T, T), f32(B, nh, T, T)
+        pairs.extend([(q, k.swapaxes(-1, -2)), (att, v),                         # forward
+                      (att.swapaxes(-1, -2), dy), (dy, v.swapaxes(-1, -2)),       # backward
+                      (ds, k), (ds.swapaxes(-1, -2), q)])
+        linear(C, C)
+        linear(C, 4 * C)
+        linear(4 * C, C)
+    linear(C, V)                                                                  # LM head
+    return [(a, b, np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+                            + (a.shape[-2], b.shape[-1]), np.float32)) for a, b in pairs]
+
+
+def matmul_flops(pairs):
+    return sum(2 * a.size // a.shape[-1] * a.shape[-1] * b.shape[-1] for a, b, _ in pairs)
+
+
+def run_matmuls(pairs):
+    for a, b, out in pairs:
+        np.matmul(a, b, out=out)
+
+
+# ----------------------------------------------------------------------------- minigpt
+def make_batches(cfg, B, n, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, cfg.vocab_size, size=(n, B, cfg.block_size + 1))
+    return [(d[:, :-1].copy(), d[:, 1:].copy()) for d in data]
+
+
+class Ours:
+    """minigpt's training step, timed in three parts."""
+
+    def __init__(self, cfg, seed=0):
+        self.model = GPT(cfg, seed=seed)
+        self.opt = AdamW(self.model.params, lr=LR, betas=BETAS, eps=EPS,
+                         weight_decay=WEIGHT_DECAY)
+
+    def step(self, x, y):
+        t0 = time.perf_counter()
+        _, loss = self.model.forward(x, y, train=True)
+        t1 = time.perf_counter()
+        grads = self.model.backward()
+        t2 = time.perf_counter()
+        clip_grad_norm(grads, GRAD_CLIP)
+        self.opt.step(grads)
+        t3 = time.perf_counter()
+        return loss, (t1 - t0, t2 - t1, t3 - t2)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+def build_torch(cfg, params):
+    """nanoGPT's model.py, condensed, in eager mode, loaded with our weights."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from minigpt.interop import to_nanogpt
+
+    C, nh = cfg.n_embd, cfg.n_head
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn = nn.Linear(C, 3 * C, bias=cfg.bias)
+            self.c_proj = nn.Linear(C, C, bias=cfg.bias)
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q, k, v = self.c_attn(x).split(C, dim=2)
+            q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # nanoGPT's flash path
+            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc = nn.Linear(C, 4 * C, bias=cfg.bias)
+            self.gelu = nn.GELU(approximate="tanh")          # minigpt's GELU
+            self.c_proj = nn.Linear(4 * C, C, bias=cfg.bias)
+
+        def forward(self, x):
+            return self.c_proj(self.gelu(self.c_fc(x)))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(C, bias=cfg.bias)
+            self.attn = Attention()
+            self.ln_2 = nn.LayerNorm(C, bias=cfg.bias)
+            self.mlp = MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class TorchGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = nn.ModuleDict(dict(
+                wte=nn.Embedding(cfg.vocab_size, C), wpe=nn.Embedding(cfg.block_size, C),
+                h=nn.ModuleList([Block() for _ in range(cfg.n_layer)]),
+                ln_f=nn.LayerNorm(C, bias=cfg.bias)))
+            self.lm_head = nn.Linear(C, cfg.vocab_size, bias=False)
+            self.lm_head.weight = self.transformer.wte.weight        # tied
+
+        def forward(self, idx, targets):
+            T = idx.shape[1]
+            pos = torch.arange(T, dtype=torch.long)
+            x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+            for block in self.transformer.h:
+                x = block(x)
+            logits = self.lm_head(self.transformer.ln_f(x))
+            return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    model = TorchGPT()
+    state = {k: torch.from_numpy(v) for k, v in to_nanogpt(params, cfg).items()}
+    model.load_state_dict(state)
+    decay = [p for p in model.parameters() if p.dim() >= 2]      # nanoGPT's two groups
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=LR, betas=BETAS, eps=EPS)
+    return model, opt
+
+
+class Torch:
+    """The same step in PyTorch eager mode."""
+
+    def __init__(self, cfg, params):
+        import torch
+        self.torch = torch
+        self.model, self.opt = build_torch(cfg, params)
+
+    def loss(self, x, y):
+        with self.torch.no_grad():
+            return self.model(self.torch.from_numpy(x), self.torch.from_numpy(y))[1].item()
+
+    def step(self, x, y):
+        torch = self.torch
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        t0 = time.perf_counter()
+        _, loss = self.model(x, y)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+        return loss.item(), (t1 - t0, t2 - t1, t3 - t2)
+
+
+# ----------------------------------------------------------------------------- reporting
+def ms(seconds):
+    """'median [p10-p90]' in milliseconds."""
+    q = np.percentile(np.asarray(seconds) * 1e3, [10, 50, 90])
+    return f"{q[1]:6.2f} ms  [{q[0]:.2f}-{q[2]:.2f}]"
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def time_generation(model, n_new, use_cache, repeats):
+    idx = np.zeros((1, 1), dtype=np.int64)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = model.generate(idx, n_new, greedy=True, use_cache=use_cache)
+        times.append(time.perf_counter() - t0)
+    assert out.shape == (1, 1 + n_new)
+    return median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=150, help="timed training steps")
+    ap.add_argument("--warmup", type=int, default=15, help="untimed steps first")
+    ap.add_argument("--gen-tokens", type=int, default=500, help="new tokens to generate")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    args = ap.parse_args()
+    cfg, B = REFERENCE, BATCH
+    T = cfg.block_size
+
+    print(f"minigpt benchmark: {cfg.n_layer} layers, {cfg.n_head} heads, n_embd {cfg.n_embd}, "
+          f"block {T}, batch {B}, vocab {cfg.vocab_size}, bias {cfg.bias}, "
+          f"dropout {cfg.dropout}, {cfg.dtype}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}",
+          end="")
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        print(", " + ", ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} "
+                               f"threads)" for i in blas))
+    except ImportError:
+        print()
+
+    batches = make_batches(cfg, B, 8)
+    ours = Ours(cfg)
+    print(f"parameters: {ours.model.num_params():,}; one step = {B * T} tokens, "
+          f"{step_flops(cfg, B) / 1e9:.2f} GFLOP")
+
+    # memory: one traced step (tracemalloc slows it, so it is not timed), then max RSS
+    # before PyTorch is imported
+    x, y = batches[0]
+    ours.step(x, y)
+    state_bytes = sum(p.nbytes for p in ours.model.params.values()) * 4   # p, g, m, v
+    tracemalloc.start()
+    ours.step(x, y)
+    step_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
+
+    theirs = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("PyTorch is not installed: skipping the comparison "
+                  "(pip install torch==2.13.0 to run it)")
+        else:
+            theirs = Torch(cfg, ours.model.params)
+            print(f"PyTorch {torch.__version__}, eager, {torch.get_num_threads()} threads")
+            ref_model = GPT(cfg, seed=0)                 # fresh copy: same weights as ours
+            for name, p in ours.model.params.items():
+                ref_model.params[name][...] = p
+            ours_loss = ref_model.forward(x, y)[1]
+            torch_loss = theirs.loss(x, y)
+            rel = abs(ours_loss - torch_loss) / abs(torch_loss)
+            print(f"same loss check: minigpt {ours_loss:.6f}, PyTorch {torch_loss:.6f} "
+                  f"(relative difference {rel:.1e})")
+            assert rel < 1e-5, "minigpt and PyTorch disagree on the loss"
+
+    # the timed loop: minigpt step, PyTorch step, the matmuls alone, in turn
+    pairs = step_matmuls(cfg, B, np.random.default_rng(1))
+    mm_flops = matmul_flops(pairs)
+    ours_t, theirs_t, mm_t = [], [], []
+    ours_loss = theirs_loss = None
+    for i in range(args.warmup + args.steps):
+        x, y = batches[i % len(batches)]
+        ours_loss, t = ours.step(x, y)
+        if i >= args.warmup:
+            ours_t.append(t)
+        if theirs is not None:
+            theirs_loss, t = theirs.step(x, y)
+            if i >= args.warmup:
+                theirs_t.append(t)
+        t0 = time.perf_counter()
+        run_matmuls(pairs)
+        if i >= args.warmup:
+            mm_t.append(time.perf_counter() - t0)
+
+    flops = step_flops(cfg, B)
+    total = [sum(t) for t in ours_t]
+    print(f"\ntraining step, {args.steps} steps after {args.warmup} warm-up "
+          f"(median [10th-90th percentile]):")
+    print(f"  minigpt   step {ms(total)}")
+    for k, part in enumerate(("forward", "backward", "optimizer")):
+        print(f"    {part:<10}     {ms([t[k] for t in ours_t])}")
+    if theirs is not None:
+        ttotal = [sum(t) for t in theirs_t]
+        print(f"  PyTorch   step {ms(ttotal)}")
+        for k, part in enumerate(("forward", "backward", "optimizer")):
+            print(f"    {part:<10}     {ms([t[k] for t in theirs_t])}")
+        ratio = median(total) / median(ttotal)
+        print(f"  minigpt / PyTorch = {ratio:.2f}  (target <= 0.90, stretch 0.75)")
+        print(f"  loss after {args.warmup + args.steps} identical steps: minigpt "
+              f"{ours_loss:.5f}, PyTorch {theirs_loss:.5f}")
+    step_s = median(total)
+    mm_s = median(mm_t)
+    achieved = flops / step_s / 1e9
+    peak = mm_flops / mm_s / 1e9
+    print(f"  tokens/s: {B * T / step_s:,.0f}")
+    print(f"  achieved: {achieved:.1f} GFLOP/s; np.matmul on the step's own products: "
+          f"{peak:.1f} GFLOP/s ({mm_s * 1e3:.2f} ms for {mm_flops / 1e9:.2f} GFLOP)")
+    print(f"  fraction of np.matmul: {achieved / peak:.0%}  (target >= 65%)")
+    print(f"\nmemory: peak {step_peak / 2**20:.1f} MiB allocated during a step (tracemalloc), "
+          f"on top of {state_bytes / 2**20:.1f} MiB of params, grads and AdamW moments; "
+          f"process max RSS {max_rss / 2**20:.0f} MiB (before importing PyTorch)")
+
+    n = args.gen_tokens
+    model = ours.model
+    fast = time_generation(model, n, use_cache=True, repeats=1)
+    slow = time_generation(model, n, use_cache=False, repeats=1)
+    print(f"\ngeneration, {n} new tokens at batch 1 (block {T}: past it the window "
+          f"slides and the cache is rebuilt, see generate.py):")
+    print(f"  with KV cache    {n / fast:8,.0f} tokens/s  ({fast * 1e3:.0f} ms)")
+    print(f"  without          {n / slow:8,.0f} tokens/s  ({slow * 1e3:.0f} ms)")
+    print(f"  speed-up {slow / fast:.1f}x  (targets: >= 5x, >= 3,000 tokens/s)")
+    m = T - 1                                  # what fits in the block: the cache's regime
+    fast = time_generation(model, m, use_cache=True, repeats=3)
+    slow = time_generation(model, m, use_cache=False, repeats=3)
+    print(f"  within one block ({m} tokens): with cache {m / fast:,.0f} tokens/s, "
+          f"without {m / slow:,.0f} tokens/s, speed-up {slow / fast:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
