@@ -7,17 +7,25 @@ Forward, as the papers write it:
 We compute it through the identity 0.5 (1 + tanh u) = sigmoid(2u), so
     y = x * s        with s = sigmoid(2u) = 1 / (1 + exp(-2u))
 Same value, better digits: for very negative x, tanh(u) is -1 + (something tiny) and
-"1 + tanh(u)" cancels to a handful of correct digits, while sigmoid(2u) keeps them
-all. The sigmoid itself is evaluated stably with e = exp(-|2u|) <= 1 (no overflow):
-    p = 1 / (1 + e),  q = e / (1 + e) = e p,   s = p if u >= 0 else q,
-and then s (1 - s) = p q whatever the sign of u, with no cancellation either.
+"1 + tanh(u)" cancels to a handful of correct digits, while 1 / (1 + exp(-2u)) keeps
+them all (a large exp, plus 1, inverted: each step exact to a rounding). For x below
+about -9 (float32) or -19 (float64) exp(-2u) overflows to inf and s = 1 / inf = 0,
+which is the right limit (the true s is below the smallest normal number); we silence
+NumPy's overflow warning for that case only.
 
 Backward, by the product rule on y = x s(u(x)):
     dy/dx = s                                  term 1: x's direct factor
           + x * 2 s (1 - s) * du/dx            term 2: through the sigmoid
     du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     dx = dy_upstream * dy/dx
-Cached: x, s and s (1 - s) (they cost an exp to recompute).
+1 - s loses digits where s ~ 1 (large x), but there term 2 is vanishingly small next
+to term 1 = s, so dx keeps its precision. Cached: x and s (s costs an exp).
+
+Speed notes (float32, 12 x 64 x 512 inputs): we write x * x * x, not x**3. NumPy's
+power ufunc with exponent 3 calls the general pow() per element, ~450x slower here
+(34 ms against 0.08 ms; ** 2 is special-cased, ** 3 is not). An earlier version picked
+between two stable sigmoid branches with np.where, which costs 2 ms on these random
+signs (a branch per element); the single formula above needs no branch.
 """
 import numpy as np
 
@@ -27,17 +35,15 @@ GELU_CUBIC = 0.044715
 
 def gelu_forward(x):
     """x: any shape -> y same shape, cache."""
-    two_u = 2.0 * GELU_SCALE * (x + GELU_CUBIC * x**3)
-    e = np.exp(-np.abs(two_u))                  # in (0, 1]: never overflows
-    p = 1.0 / (1.0 + e)
-    q = e * p
-    s = np.where(two_u >= 0, p, q)              # sigmoid(2u), stable both ways
+    two_u = 2.0 * GELU_SCALE * (x + GELU_CUBIC * (x * x * x))   # x * x * x: see notes
+    with np.errstate(over="ignore"):             # exp -> inf gives s = 0, the limit
+        s = 1.0 / (1.0 + np.exp(-two_u))         # sigmoid(2u)
     y = x * s
-    return y, (x, s, p * q)
+    return y, (x, s)
 
 
 def gelu_backward(dy, cache):
     """dy: same shape as x -> dx."""
-    x, s, s_one_minus_s = cache
-    du_dx = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * x**2)
-    return dy * (s + x * 2.0 * s_one_minus_s * du_dx)   # term 1 + term 2
+    x, s = cache
+    du_dx = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * (x * x))
+    return dy * (s + x * 2.0 * (s * (1.0 - s)) * du_dx)   # term 1 + term 2
