@@ -24,5 +24,14 @@ test: $(STAMP)  ## run the whole test suite (gradient checks, training, notebook
 bench: $(STAMP)  ## time a training step (vs PyTorch if installed) and generation
 	$(PY) benchmarks/bench.py
 
+notebooks: $(STAMP)  ## rebuild notebooks/*.ipynb from notebooks/src/*.py and run them in full mode (a few minutes)
+	$(PY) notebooks/build.py notebooks
+
+exercises: $(STAMP)  ## regenerate the student editions notebooks/exercises/ from the solution notebooks
+	$(PY) notebooks/build.py exercises
+
+notebook: $(STAMP)  ## open the notebooks in Jupyter (MINIGPT_QUICK=1 make notebook for short runs)
+	$(VENV)/bin/jupyter notebook notebooks/
+
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis
