@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigpt.ops.embedding import embedding_backward, embedding_forward
-from minigpt.ops.layernorm import row_mean
+from minigpt.ops.rows import row_mean, row_sum
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -31,10 +31,11 @@ def test_embedding_backward_is_the_scatter_add(B, T, C, V, seed, dtype):
 
 @given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=3), seed=seeds,
        dtype=st.sampled_from([np.float32, np.float64]))
-def test_row_mean_is_the_mean(shape, seed, dtype):
-    """Layer norm's matrix-vector row mean == mean(axis=-1, keepdims=True)."""
+def test_row_sum_and_row_mean_are_the_reductions(shape, seed, dtype):
+    """The matrix-vector row sums == sum / mean(axis=-1, keepdims=True)."""
     x = (np.random.default_rng(seed).standard_normal(shape) * 10 + 3).astype(dtype)
-    got = row_mean(x)
-    assert got.dtype == dtype and got.shape == x.shape[:-1] + (1,)
-    np.testing.assert_allclose(got, x.mean(axis=-1, keepdims=True),
-                               rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-12)
+    for fast, slow in ((row_sum, x.sum), (row_mean, x.mean)):
+        got = fast(x)
+        assert got.dtype == dtype and got.shape == x.shape[:-1] + (1,)
+        np.testing.assert_allclose(got, slow(axis=-1, keepdims=True), **tol)

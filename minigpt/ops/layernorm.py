@@ -18,23 +18,14 @@ and summing over j gives, per row,
                 - xhat * mean(g * xhat)) term 3: through the variance (rstd)
 Cached: xhat and rstd (cheap to keep; recomputing them would need x, mu, var).
 
-Every mean over a row above is computed by row_mean, as a matrix-vector product.
+The means over a row are taken by row_mean, a matrix-vector product (see rows.py:
+5x faster than x.mean(axis=-1) on rows of 128).
 """
 import numpy as np
 
+from .rows import row_mean
+
 LN_EPS = 1e-5
-
-
-def row_mean(x):
-    """Mean over the last axis, kept as an axis of size 1: (..., C) -> (..., 1).
-
-    Computed as x @ (1/C, ..., 1/C): the same sum, but BLAS's matrix-vector product
-    streams through all rows at once, while x.mean(axis=-1) reduces each short row
-    on its own (a loop per row of C = 128 numbers): 0.007 ms against 0.033 ms for
-    the (12, 64, 128) activations of the reference model, four times per layer norm.
-    """
-    C = x.shape[-1]
-    return (x @ np.full(C, 1.0 / C, dtype=x.dtype))[..., None]
 
 
 def layernorm_forward(x, w, b=None, eps=LN_EPS):
