@@ -21,10 +21,16 @@ install: $(STAMP)  ## create .venv and install requirements.txt and minigpt
 test: $(STAMP)  ## run the whole test suite (gradient checks, training, notebooks)
 	$(PY) -m pytest
 
+train: $(STAMP)  ## train the chat model (preset "chat", <= 10 min on 2 cores) into out/chat/; ARGS="--max-iters 200" to override
+	$(PY) -m minigpt train $(ARGS)
+
+chat: $(STAMP)  ## talk to the model `make train` wrote (Ctrl-D to leave); ARGS="--temperature 0.8" to sample
+	$(PY) -m minigpt chat $(ARGS)
+
 bench: $(STAMP)  ## time a training step (vs PyTorch if installed) and generation
 	$(PY) benchmarks/bench.py
 
-notebooks: $(STAMP)  ## rebuild notebooks/*.ipynb from notebooks/src/*.py and run them in full mode (a few minutes)
+notebooks: $(STAMP)  ## rebuild notebooks/*.ipynb from notebooks/src/*.py and run them in full mode (~15 min: 06 trains the chat model)
 	$(PY) notebooks/build.py notebooks
 
 exercises: $(STAMP)  ## regenerate the student editions notebooks/exercises/ from the solution notebooks

@@ -73,7 +73,7 @@ def check_sampling_args(max_new_tokens=1, temperature=1.0, top_k=None, top_p=Non
         raise ValueError(f"top_p must be a number in (0, 1] (or None), got {top_p!r}")
 
 
-def _as_generator(rng):
+def make_rng(rng):
     """None -> a fresh generator; an int -> a seeded one; a Generator is used as is."""
     if rng is None or isinstance(rng, numbers.Integral):
         return np.random.default_rng(rng)
@@ -118,7 +118,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, r
     logits = np.asarray(logits, dtype=np.float64)                 # (B, V)
     if greedy:
         return logits.argmax(axis=-1).astype(np.int64)
-    rng = _as_generator(rng)
+    rng = make_rng(rng)
     z = logits / temperature
     if top_k is not None and top_k < z.shape[-1]:
         kth = np.sort(z, axis=-1)[:, -top_k][:, None]             # (B, 1) k-th largest
@@ -211,7 +211,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
     """
     check_sampling_args(max_new_tokens, temperature, top_k, top_p, greedy)
     idx = _check_prompt(model, idx)
-    rng = None if greedy else _as_generator(rng)
+    rng = None if greedy else make_rng(rng)
     bs = model.config.block_size
     B = idx.shape[0]
     context = idx[:, -bs:]                                              # (B, <= bs)

@@ -1,0 +1,270 @@
+"""The command line: python -m minigpt train | sample | chat | eval.
+
+    python -m minigpt train                      the default "chat" preset (make train)
+    python -m minigpt train --preset tiny        seconds, for trying things out
+    python -m minigpt train --max-iters 200 --n-layer 2      any config field, checked
+    python -m minigpt train --resume             continue the run in --out-dir
+    python -m minigpt chat                       talk to out/chat/ckpt.npz
+    python -m minigpt sample --prompt "<|user|>Hi<|end|><|bot|>"
+    python -m minigpt eval                       validation loss and word validity
+
+Every field of GPTConfig and TrainConfig is an option (n_layer -> --n-layer) whose
+value is checked against the field's type; an unknown or mistyped option is an
+error that names it (and suggests the closest known one). Errors are one line,
+not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import inspect
+import math
+import re
+import sys
+
+from .checkpoint import CheckpointError, CheckpointNotFoundError
+from .config import GPTConfig
+from .train import MODEL_FIELDS, PRESETS, TRAIN_FIELDS, TrainConfig, TrainingDiverged
+
+PROG = "python -m minigpt"
+
+
+# ----------------------------------------------------------------------------- value types
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _bool(text):
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+_PARSERS = {bool: _bool, int: _int, float: _float, str: str}
+
+
+def _field_comments(cls) -> dict:
+    """field name -> the comment after it in the class source (used as --help text)."""
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): .*?#\s*(.*)$", line)
+        if m:
+            comments[m.group(1)] = m.group(2)
+    return comments
+
+
+def _add_config_options(parser, cls, fields):
+    """One --option per dataclass field, typed by the field's default value."""
+    comments = _field_comments(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for name in fields:
+        kind = type(defaults[name])
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=_PARSERS[kind],
+                            default=argparse.SUPPRESS, metavar=kind.__name__.upper(),
+                            help=comments.get(name, ""))
+
+
+def _sampling_options(parser, greedy_default):
+    g = parser.add_argument_group("decoding")
+    g.add_argument("--max-new-tokens", type=_int, default=None,
+                   help="longest reply / continuation, in characters")
+    g.add_argument("--greedy", action="store_true",
+                   help="always take the most likely character" +
+                        (" (the default)" if greedy_default else ""))
+    g.add_argument("--temperature", type=_float, default=None,
+                   help="> 0; below 1 is more conservative, above 1 more adventurous" +
+                        (" (implies sampling)" if greedy_default else " (default 0.8)"))
+    g.add_argument("--top-k", type=_int, default=None, help="sample among the k most likely")
+    g.add_argument("--top-p", type=_float, default=None,
+                   help="sample among the most likely characters whose probability adds "
+                        "up to p, in (0, 1]")
+    g.add_argument("--seed", type=_int, default=None, help="seed for sampling")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file or run directory (default out/chat/ckpt.npz)")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """argparse's error, plus a suggestion for a mistyped option."""
+        m = re.search(r"unrecognized arguments: (.*)", message)
+        if m:
+            known = [s for a in self._actions for s in a.option_strings]
+            for word in m.group(1).split():
+                if word.split("=")[0] == "--vocab-size":
+                    message += " (vocab_size is not an option: it is the tokenizer's size)"
+                    break
+                if word.startswith("-"):
+                    close = difflib.get_close_matches(word.split("=")[0], known, n=1)
+                    if close:
+                        message += f" (did you mean {close[0]}?)"
+                        break
+        super().error(message)
+
+
+def build_parser():
+    parser = _Parser(prog=PROG, description="minigpt: a GPT in pure NumPy, trained to chat.",
+                     allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+    parser.commands = sub.choices          # name -> its parser, for error messages
+
+    p = sub.add_parser("train", help="train a chat model (default preset: chat)",
+                       allow_abbrev=False,
+                       description="Train a model on the chatterbot corpus. Any option below "
+                                   "overrides the preset's value.")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="chat",
+                   help="starting configuration (default: chat)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out-dir (options given override its "
+                        "training settings; the model's shape is the checkpoint's)")
+    p.add_argument("--stop-at", type=_int, default=None, metavar="INT",
+                   help="pause after this many steps in total (resume later with --resume)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(p.add_argument_group("model (GPTConfig)"), GPTConfig, MODEL_FIELDS)
+    _add_config_options(p.add_argument_group("training (TrainConfig)"), TrainConfig,
+                        TRAIN_FIELDS)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("chat", help="talk to a trained model", allow_abbrev=False,
+                       description="A chat REPL. Piped input: one reply line per input line.")
+    _sampling_options(p, greedy_default=True)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("sample", help="free-running text from a trained model",
+                       allow_abbrev=False)
+    p.add_argument("--prompt", default="<|user|>",
+                   help="text to continue (markers allowed; default: <|user|>)")
+    _sampling_options(p, greedy_default=False)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="validation loss and word validity of a checkpoint",
+                       allow_abbrev=False)
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint file or run directory (default out/chat/ckpt.npz)")
+    p.add_argument("--replies", type=_int, default=0,
+                   help="how many validation openings to reply to (default 0: all)")
+    p.add_argument("--show", type=_int, default=8, help="print this many of the replies")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_train(args):
+    from .train import train
+    overrides = {name: getattr(args, name) for name in MODEL_FIELDS + TRAIN_FIELDS
+                 if hasattr(args, name)}
+    result = train(args.preset, resume=args.resume, stop_at=args.stop_at,
+                   progress=not args.no_progress, **overrides)
+    return 130 if result.status == "interrupted" else 0
+
+
+def _decoding(args, greedy_default):
+    """The sampling settings the options ask for, checked."""
+    from .generate import check_sampling_args
+    sampled = any(v is not None for v in (args.temperature, args.top_k, args.top_p))
+    greedy = args.greedy or (greedy_default and not sampled)
+    temperature = args.temperature if args.temperature is not None else (
+        1.0 if greedy_default else 0.8)
+    max_new_tokens = 1 if args.max_new_tokens is None else args.max_new_tokens
+    check_sampling_args(max_new_tokens, temperature, args.top_k, args.top_p, greedy)
+    return dict(greedy=greedy, temperature=temperature, top_k=args.top_k, top_p=args.top_p)
+
+
+def _reconfigure_streams():
+    """Never crash on a character the terminal cannot show or bytes that are not UTF-8."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
+def cmd_chat(args):
+    from .chat import Chatbot, run_chat
+    decoding = _decoding(args, greedy_default=True)
+    bot = Chatbot.load(args.checkpoint, max_new_tokens=args.max_new_tokens or 256,
+                       seed=args.seed, **decoding)
+    _reconfigure_streams()
+    return run_chat(bot)
+
+
+def cmd_sample(args):
+    from .chat import default_checkpoint, run_sample
+    from .generate import make_rng
+    from .train import load_model
+    decoding = _decoding(args, greedy_default=False)
+    model, tokenizer, _ = _load(args.checkpoint, load_model, default_checkpoint)
+    _reconfigure_streams()
+    rng = None if decoding["greedy"] else make_rng(args.seed)
+    return run_sample(model, tokenizer, args.prompt, args.max_new_tokens or 500, rng=rng,
+                      **decoding)
+
+
+def _load(path, load_model, default_checkpoint):
+    from .chat import TRAIN_HINT
+    try:
+        return load_model(path or default_checkpoint())
+    except CheckpointNotFoundError as e:
+        raise CheckpointNotFoundError(f"{e}\n{TRAIN_HINT}") from None
+
+
+def cmd_eval(args):
+    from .chat import default_checkpoint
+    from .data import CharDataset, load_conversations
+    from .evaluate import describe_validity, estimate_loss, evaluate_replies
+    from .train import TrainConfig, load_model
+    if args.replies < 0 or args.show < 0:
+        raise ValueError("--replies and --show must be >= 0")
+    model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)
+    cfg = TrainConfig.from_dict(meta["train_config"])
+    data = CharDataset.from_conversations(load_conversations(cfg.language_list()),
+                                          val_fraction=cfg.val_fraction, tokenizer=tokenizer)
+    print(f"checkpoint: iteration {meta['iter']}, {model.num_params():,} parameters")
+    losses = estimate_loss(model, data, cfg.batch_size, model.config.block_size,
+                           cfg.eval_iters, cfg.seed)
+    print(f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+    result = evaluate_replies(model, tokenizer, data.conversations["train"],
+                              data.conversations["val"], n=args.replies or None)
+    _reconfigure_streams()
+    for prompt, reply in result["replies"][:args.show]:
+        print(f"  {prompt[:40]!r:>44} -> {reply[:60]!r}")
+    print(describe_validity(result))
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:       # let the command's own parser complain, so it can suggest a fix
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args)
+    except CheckpointNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (CheckpointError, TrainingDiverged, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

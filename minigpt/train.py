@@ -1,0 +1,536 @@
+"""Training: the loop that turns the dialogue corpus into a chat model.
+
+One step (the whole of deep learning, in five lines):
+    x, y   = a batch of (B, T) windows and their next characters      data.py
+    loss   = model.forward(x, y, train=True)                          model.py
+    grads  = model.backward()                                         (hand-derived)
+    norm   = clip_grad_norm(grads, grad_clip)                         optim.py
+    AdamW step with lr = lr_at(it)   (linear warmup, then cosine)     optim.py
+Every eval_interval steps we estimate the train and validation loss, save a
+checkpoint and redraw the loss curve (loss.png beside the checkpoint).
+
+Reproducibility. Everything random in step `it` -- which windows are drawn and
+which activations dropout zeroes -- comes from np.random.default_rng([seed, it]), a
+generator derived from the seed and the step number alone. So a run is the same
+bit for bit every time, and resuming needs no generator state at all: the
+checkpoint stores the parameters, AdamW's moments and step count, and `it` (the
+data position), and step `it` after a resume draws exactly what it would have
+drawn in an unbroken run. (The alternative, saving Generator.bit_generator.state,
+works too, but is one more thing to get right and to validate.)
+
+Safety.
+  - Ctrl-C finishes the current step, saves a checkpoint, and stops; a second
+    Ctrl-C stops at once without saving.
+  - A NaN or Inf loss or gradient norm stops training with a message BEFORE the
+    update, and nothing is saved: the last checkpoint on disk (the last good one)
+    stays as it was.
+  - Checkpoints are written atomically (minigpt.checkpoint) and validated on load.
+
+Presets (PRESETS below) give a reason for every value; any field of GPTConfig or
+TrainConfig can be overridden: train("chat", max_iters=200, n_layer=2), or on the
+command line `python -m minigpt train --max-iters 200 --n-layer 2`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint,
+                         save_checkpoint, validate_arrays)
+from .config import GPTConfig
+from .data import CharDataset, load_conversations
+from .evaluate import describe_validity, estimate_loss, evaluate_replies, greedy_replies
+from .model import GPT, param_shapes
+from .optim import AdamW, clip_grad_norm, lr_at
+from .tokenizer import CharTokenizer
+
+CHECKPOINT_NAME = "ckpt.npz"
+PLOT_NAME = "loss.png"
+FORMAT = "minigpt-train"     # meta["format"]: what wrote this file
+FORMAT_VERSION = 1
+GREETINGS = ("Hello", "How are you?", "你好")   # shown at the end of training
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model's shape lives in GPTConfig)."""
+    out_dir: str = "out/chat"     # where ckpt.npz and loss.png are written
+    max_iters: int = 2000         # optimisation steps of the whole run
+    batch_size: int = 32          # B: windows per step
+    lr: float = 1e-3              # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-4          # where the cosine decay ends (lr / 10)
+    warmup_iters: int = 100       # steps of linear warmup from 0
+    weight_decay: float = 0.1     # AdamW's decoupled decay, on matrices only
+    beta1: float = 0.9            # AdamW's momentum
+    beta2: float = 0.99           # AdamW's second-moment decay
+    grad_clip: float = 1.0        # largest global gradient norm allowed
+    eval_interval: int = 250      # steps between loss estimates and checkpoints
+    eval_iters: int = 20          # batches per loss estimate (per split)
+    eval_replies: int = 0         # validation openings replied to at the end; 0 = all
+    seed: int = 1337              # parameter init, batches and dropout derive from it
+    languages: str = "english,chinese"  # chatterbot-corpus languages, comma-separated
+    val_fraction: float = 0.1     # share of conversations held out for validation
+
+    def __post_init__(self):
+        positive = ("max_iters", "batch_size", "eval_interval", "eval_iters")
+        for name in positive:
+            _check_int(self, name, 1)
+        _check_int(self, "warmup_iters", 0)
+        _check_int(self, "eval_replies", 0)
+        _check_int(self, "seed", 0)
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig.lr and grad_clip must be > 0, got lr={self.lr}, "
+                             f"grad_clip={self.grad_clip}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+        if self.warmup_iters > self.max_iters:
+            raise ValueError(f"TrainConfig.warmup_iters ({self.warmup_iters}) must not exceed "
+                             f"max_iters ({self.max_iters})")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {value!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
+            raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got "
+                             f"{self.val_fraction!r}")
+        if not isinstance(self.out_dir, str) or not self.out_dir:
+            raise ValueError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
+        if not isinstance(self.languages, str) or not self.language_list():
+            raise ValueError(f"TrainConfig.languages must name at least one language, "
+                             f"got {self.languages!r}")
+
+    def language_list(self) -> tuple:
+        return tuple(s.strip() for s in self.languages.split(",") if s.strip())
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
+
+
+def _check_int(cfg, name, lowest):
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise ValueError(f"TrainConfig.{name} must be an int >= {lowest}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point: the model's shape (vocab_size comes from the data) and
+    how to train it."""
+    model: dict
+    train: TrainConfig
+
+
+PRESETS = {
+    # The default: what `make train` runs. Chosen by measuring (README, "Train and
+    # chat"): the settings that gave the best word validity within 10 minutes on
+    # 2 CPU cores at today's speed of the ops.
+    "chat": Preset(
+        model=dict(
+            n_layer=4,            # depth beat width at equal time in our sweep
+            n_head=4,             # head size 32
+            n_embd=128,           # C: wide enough to spell from memory
+            block_size=64,        # a greeting and its reply fit in 64 characters
+            dropout=0.0,          # we WANT it to memorise the small corpus' words
+            bias=True,            # GPT-2's choice
+            pos_encoding="sinusoidal",  # the formula our text teaches
+            dtype="float32",      # half the memory traffic of float64
+        ),
+        train=TrainConfig(
+            out_dir="out/chat",   # gitignored
+            max_iters=2000,       # fits the 10-minute budget at today's step time
+            batch_size=32,        # enough windows to average the gradient noise
+            lr=2e-3,              # small models tolerate a high peak rate
+            min_lr=2e-4,          # lr / 10
+            warmup_iters=100,     # 5% of the run
+            eval_interval=250,    # 8 points on the loss curve
+            eval_iters=10,        # 10 x 32 x 64 = 20k characters per estimate
+        )),
+    # For tests and quick demos: seconds, not minutes. Learns little.
+    "tiny": Preset(
+        model=dict(n_layer=1,     # one block exercises every op
+                   n_head=2,      # >1 so the head split is exercised
+                   n_embd=16,     # tiny, but divisible by n_head
+                   block_size=16,  # short windows: fast steps
+                   dropout=0.1,   # on, so its masks are part of what resume restores
+                   bias=True, pos_encoding="sinusoidal", dtype="float32"),
+        train=TrainConfig(out_dir="out/tiny",
+                          max_iters=20,        # a few seconds
+                          batch_size=4,        # small batches: fast steps
+                          lr=1e-2, min_lr=1e-3,
+                          warmup_iters=4,      # warmup and cosine both happen
+                          eval_interval=10, eval_iters=2,
+                          eval_replies=4)),    # a token word-validity check
+}
+
+
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size")
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def split_overrides(overrides: dict) -> tuple[dict, dict]:
+    """{field: value} -> (GPTConfig fields, TrainConfig fields); unknown names are an error."""
+    unknown = sorted(set(overrides) - set(MODEL_FIELDS) - set(TRAIN_FIELDS))
+    if "vocab_size" in unknown:
+        raise ValueError("vocab_size cannot be set: it is the tokenizer's vocabulary size")
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(MODEL_FIELDS + TRAIN_FIELDS)}")
+    model = {k: v for k, v in overrides.items() if k in MODEL_FIELDS}
+    train = {k: v for k, v in overrides.items() if k in TRAIN_FIELDS}
+    return model, train
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def checkpoint_path(path) -> str:
+    """A run directory or a file -> the checkpoint file (dir/ckpt.npz)."""
+    path = os.fspath(path)
+    return os.path.join(path, CHECKPOINT_NAME) if os.path.isdir(path) or not path.endswith(
+        ".npz") else path
+
+
+def save_state(path, model, tokenizer, opt, train_cfg, it, history):
+    """Write everything a run needs to continue, atomically.
+
+    arrays: "param.<name>" (model.params), "optim.m.<name>", "optim.v.<name>",
+            "optim.step"  (AdamW.state_dict)
+    meta:   format, version, the two configs, the tokenizer, `iter` (steps done, which
+            is also the data position) and the loss history for the plot.
+    """
+    arrays = {f"param.{name}": p for name, p in model.params.items()}
+    arrays.update({f"optim.{key}": value for key, value in opt.state_dict().items()})
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "iter": int(it),
+            "model_config": model.config.to_dict(), "train_config": train_cfg.to_dict(),
+            "tokenizer": tokenizer.to_dict(), "history": history}
+    save_checkpoint(path, arrays, meta)
+
+
+def _read(path):
+    """Load and validate the parts every user of a checkpoint needs.
+
+    -> (arrays, meta, GPTConfig, CharTokenizer, params dict). CheckpointError otherwise.
+    """
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} is not a minigpt training checkpoint "
+                              f"(format {meta.get('format')!r} version {meta.get('version')!r}, "
+                              f"expected {FORMAT!r} version {FORMAT_VERSION})")
+    try:
+        config = GPTConfig.from_dict(meta["model_config"])
+        tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: bad model config or tokenizer: {e}") from e
+    if tokenizer.vocab_size != config.vocab_size:
+        raise CheckpointError(f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} "
+                              f"tokens but the model config says vocab_size={config.vocab_size}")
+    params = {k[len("param."):]: v for k, v in arrays.items() if k.startswith("param.")}
+    validate_arrays(params, {name: (shape, config.dtype)
+                             for name, shape in param_shapes(config).items()}, path=path)
+    return arrays, meta, config, tokenizer, params
+
+
+def load_model(path):
+    """A checkpoint -> (model, tokenizer, meta), ready for generation.
+
+    path: the file, or the run directory holding ckpt.npz. Raises
+    CheckpointNotFoundError if there is none, CheckpointError if it is unusable.
+    """
+    path = checkpoint_path(path)
+    _, meta, config, tokenizer, params = _read(path)
+    model = GPT(config)
+    for name, value in params.items():
+        model.params[name][...] = value
+    return model, tokenizer, meta
+
+
+def load_state(path):
+    """A checkpoint -> everything train() needs to continue: (model, tokenizer, opt,
+    TrainConfig, it, history). Validated; CheckpointError otherwise."""
+    arrays, meta, config, tokenizer, params = _read(path)
+    try:
+        train_cfg = TrainConfig.from_dict(meta["train_config"])
+        it = meta["iter"]
+        history = meta["history"]
+        if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it:
+            raise ValueError(f"iter must be an int >= 0, got {it!r}")
+        if not isinstance(history, dict) or not isinstance(history.get("loss"), list) \
+                or len(history["loss"]) != it or not isinstance(history.get("evals"), list):
+            raise ValueError("history must hold one loss per step done, and a list of evals")
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: bad training state: {e}") from e
+    model = GPT(config)
+    for name, value in params.items():
+        model.params[name][...] = value
+    opt = AdamW(model.params, lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2),
+                weight_decay=train_cfg.weight_decay)
+    state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
+    try:
+        opt.load_state_dict(state)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: bad optimizer state: {e}") from e
+    if opt.t != it:
+        raise CheckpointError(f"checkpoint {path}: optimizer took {opt.t} steps but iter is {it}")
+    return model, tokenizer, opt, train_cfg, it, history
+
+
+# ----------------------------------------------------------------------------- plot
+def save_loss_plot(history, path, title=""):
+    """Per-step training loss (thin) and the periodic train/val estimates, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")                  # no display needed: write the file only
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    loss = history["loss"]
+    ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label="train (step)")
+    evals = history["evals"]
+    if evals:
+        its = [e["iter"] for e in evals]
+        ax.plot(its, [e["train"] for e in evals], "o-", color="tab:blue", label="train (estimate)")
+        ax.plot(its, [e["val"] for e in evals], "o-", color="tab:orange", label="validation")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("cross-entropy (nats / character)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)                  # never leave a half-written PNG
+
+
+# ----------------------------------------------------------------------------- training
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN or Inf."""
+
+
+@dataclass
+class TrainResult:
+    iters: int                 # steps done in total (including before a resume)
+    status: str                # "done", "interrupted" or "paused" (stop_at reached)
+    checkpoint: str            # where the state was saved
+    train_loss: float          # last estimates (nan if none was made)
+    val_loss: float
+    seconds: float             # wall time of this call
+    validity: float = float("nan")   # word validity, when the run finished
+    history: dict = None
+
+
+class _StopFlag:
+    """Ctrl-C (SIGINT) sets a flag the loop checks after each step; a second one
+    raises KeyboardInterrupt as usual. Only installed in the main thread."""
+
+    def __init__(self, say):
+        self.requested = False
+        self._say = say
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._say("\nCtrl-C: finishing this step, then saving (Ctrl-C again to quit "
+                  "without saving)")
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+@functools.lru_cache(maxsize=4)
+def _conversations(languages: tuple) -> list:
+    """The corpus, parsed once per process (YAML parsing takes about a second)."""
+    return load_conversations(languages)
+
+
+def step_rng(seed, it):
+    """The generator for everything random in step `it`: batches and dropout masks."""
+    return np.random.default_rng([seed, it])
+
+
+def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
+          **overrides) -> TrainResult:
+    """Train a chat model; returns a TrainResult. The CLI's `train` command.
+
+    preset: a PRESETS name. overrides: any GPTConfig / TrainConfig field.
+    resume: continue from <out_dir>/ckpt.npz. The model's shape is the checkpoint's
+        (asking for another shape is an error); its training config is the
+        checkpoint's with `overrides` applied (e.g. a larger max_iters to go on).
+    stop_at: pause after this many steps in total (saving a checkpoint), as if
+        Ctrl-C had been pressed there; a later resume continues the same run.
+    out: where messages go (default sys.stdout).
+    Raises TrainingDiverged on NaN/Inf, CheckpointError for a bad checkpoint,
+    ValueError for bad settings.
+    """
+    out = out or sys.stdout
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    model_kw, train_kw = split_overrides(overrides)
+    base = PRESETS[preset]
+    train_cfg = dataclasses.replace(base.train, **train_kw)
+    ckpt = os.path.join(train_cfg.out_dir, CHECKPOINT_NAME)
+
+    if resume:
+        try:
+            model, tokenizer, opt, saved_cfg, start, history = load_state(ckpt)
+        except CheckpointNotFoundError:
+            raise CheckpointNotFoundError(
+                f"nothing to resume: no checkpoint at {ckpt}; start a new run without "
+                f"--resume") from None
+        for key, value in model_kw.items():
+            if getattr(model.config, key) != value:
+                raise ValueError(f"cannot change {key} when resuming: the checkpoint has "
+                                 f"{key}={getattr(model.config, key)!r}, you asked for {value!r}")
+        train_cfg = dataclasses.replace(saved_cfg, **train_kw)
+        data = CharDataset.from_conversations(_conversations(train_cfg.language_list()),
+                                              val_fraction=train_cfg.val_fraction,
+                                              tokenizer=tokenizer)
+    else:
+        data = CharDataset.from_conversations(_conversations(train_cfg.language_list()),
+                                              val_fraction=train_cfg.val_fraction)
+        tokenizer = data.tokenizer
+        config = GPTConfig.from_dict({**base.model, **model_kw,
+                                      "vocab_size": tokenizer.vocab_size})
+        model = GPT(config, seed=train_cfg.seed)
+        opt = AdamW(model.params, lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2),
+                    weight_decay=train_cfg.weight_decay)
+        start, history = 0, {"loss": [], "evals": []}
+    return _run(model, tokenizer, opt, data, train_cfg, start, history, ckpt,
+                stop_at=stop_at, progress=progress, out=out, resumed=resume)
+
+
+def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, progress,
+         out, resumed):
+    from tqdm import tqdm
+
+    mcfg = model.config
+    T, B = mcfg.block_size, cfg.batch_size
+    end = cfg.max_iters if stop_at is None else min(stop_at, cfg.max_iters)
+    plot = os.path.join(cfg.out_dir, PLOT_NAME)
+    title = (f"{mcfg.n_layer} layers, n_embd {mcfg.n_embd}, block {T}, dropout "
+             f"{mcfg.dropout}, batch {B}, lr {cfg.lr}")
+
+    def say(msg):
+        tqdm.write(msg, file=out)
+        out.flush()
+
+    say(data.describe())
+    say(f"model:  {model.num_params():,} parameters ({mcfg.n_layer} layers, n_embd "
+        f"{mcfg.n_embd}, {mcfg.n_head} heads, block {T}, {mcfg.dtype})")
+    say(f"{'resuming at' if resumed else 'training for'} iteration {start} of "
+        f"{cfg.max_iters}; checkpoint: {ckpt}")
+    if not resumed and os.path.exists(ckpt):
+        say(f"note: {ckpt} exists and will be replaced by this new run (to continue it "
+            f"instead, use --resume)")
+    if start >= cfg.max_iters:
+        say(f"nothing to do: this run already did {start} of its {cfg.max_iters} steps "
+            f"(pass a larger --max-iters to go on)")
+
+    def evaluate(it):
+        losses = estimate_loss(model, data, B, T, cfg.eval_iters, cfg.seed)
+        history["evals"].append({"iter": it, **losses})
+        say(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        return losses
+
+    def save(it):
+        save_state(ckpt, model, tokenizer, opt, cfg, it, history)
+        save_loss_plot(history, plot, title)
+
+    t0 = time.time()
+    it = start
+    status = "done"
+    bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, file=sys.stderr,
+               dynamic_ncols=True, unit="it", desc="train")
+    try:
+        with _StopFlag(say) as stop:
+            while it < end:
+                evaluated = any(e["iter"] == it for e in history["evals"])
+                if it % cfg.eval_interval == 0 and not evaluated:
+                    evaluate(it)
+                    if it > start:
+                        save(it)
+                rng = step_rng(cfg.seed, it)
+                x, y = data.get_batch("train", B, T, rng)                   # (B, T) each
+                _, loss = model.forward(x, y, train=True, rng=rng)
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the loss became {loss} at iteration {it}: training stopped. "
+                        f"Nothing was saved, so {ckpt} still holds the last good checkpoint "
+                        f"(if one was written). Try a lower --lr or --grad-clip.")
+                grads = model.backward()
+                norm = clip_grad_norm(grads, cfg.grad_clip)
+                if not math.isfinite(norm):
+                    raise TrainingDiverged(
+                        f"the gradient norm became {norm} at iteration {it}: training "
+                        f"stopped before the update. Nothing was saved, so {ckpt} still "
+                        f"holds the last good checkpoint. Try a lower --lr.")
+                lr = lr_at(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+                           max_iters=cfg.max_iters)
+                opt.step(grads, lr=lr)
+                history["loss"].append(loss)
+                it += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False)
+                if stop.requested:
+                    status = "interrupted"
+                    break
+    finally:
+        bar.close()
+
+    if status == "interrupted" or it < cfg.max_iters:
+        status = status if status == "interrupted" else "paused"
+        if it > start:
+            save(it)
+        say(f"{status} at iteration {it} of {cfg.max_iters}; saved {ckpt}")
+        say(f"continue with: python -m minigpt train --resume --out-dir {cfg.out_dir}")
+        last = history["evals"][-1] if history["evals"] else {}
+        return TrainResult(it, status, ckpt, last.get("train", float("nan")),
+                           last.get("val", float("nan")), time.time() - t0, history=history)
+
+    # The run is complete: a final estimate, checkpoint and plot, then the replies.
+    if not any(e["iter"] == it for e in history["evals"]):
+        evaluate(it)
+    if it > start:
+        save(it)
+    seconds = time.time() - t0
+    last = history["evals"][-1]
+    say(f"done: {it} iterations in {seconds / 60:.1f} min this session; final train loss "
+        f"{last['train']:.4f}, val loss {last['val']:.4f}")
+    say(f"saved {ckpt} and {plot}")
+    result = evaluate_replies(model, tokenizer, data.conversations["train"],
+                              data.conversations["val"], n=cfg.eval_replies or None)
+    say(describe_validity(result))
+    for line, reply in zip(GREETINGS, greedy_replies(model, tokenizer, GREETINGS)):
+        say(f"  {line!r:>16} -> {reply!r}")
+    say("talk to it with: python -m minigpt chat" +
+        ("" if os.path.abspath(cfg.out_dir) == os.path.abspath("out/chat")
+         else f" --checkpoint {ckpt}"))
+    return TrainResult(it, "done", ckpt, last["train"], last["val"], seconds,
+                       validity=result["validity"], history=history)
