@@ -22,6 +22,8 @@ Backward, reading the forward bottom-up:
 Masked scores have att = 0, so their ds is 0: no gradient leaks to the future.
 Cached: q, k, v, att and the dropout mask.
 """
+import functools
+
 import numpy as np
 
 from .dropout import dropout_backward, dropout_forward
@@ -33,15 +35,20 @@ def causal_mask(Tq, Tk):
     return np.triu(np.ones((Tq, Tk), dtype=bool), k=Tk - Tq + 1)
 
 
+@functools.lru_cache(maxsize=256)
 def causal_bias(Tq, Tk, dtype):
-    """(Tq, Tk): -inf where causal_mask is True, 0 elsewhere.
+    """(Tq, Tk): -inf where causal_mask is True, 0 elsewhere. Read-only.
 
     Adding it to the scores masks them (s + -inf = -inf, s + 0 = s) in one pass that
     broadcasts over (B, nh). Assigning through the boolean mask, s[..., mask] = -inf,
     gives the same scores but visits the masked entries one by one: 0.32 ms against
     0.05 ms for the (12, 4, 64, 64) scores of the reference model.
+    It depends on the shapes only, so it is built once per shape and remembered
+    (lru_cache): generation asks for it 4 times per token.
     """
-    return np.where(causal_mask(Tq, Tk), -np.inf, 0.0).astype(dtype)
+    bias = np.where(causal_mask(Tq, Tk), -np.inf, 0.0).astype(dtype)
+    bias.flags.writeable = False            # shared between calls: nobody may change it
+    return bias
 
 
 def attention_forward(q, k, v, dropout=0.0, rng=None):

@@ -13,15 +13,27 @@ Reference model, float32, one thread:
 Both keep the reduced axis with size 1, (..., C) -> (..., 1), so the result
 broadcasts back against x, like keepdims=True.
 """
+import functools
+
 import numpy as np
+
+
+@functools.lru_cache(maxsize=64)
+def constant_vector(C, value, dtype):
+    """(C,) filled with value, read-only, built once per (C, value, dtype): generation
+    runs a layer norm on a single row 9 times per token, where building the vector
+    would cost as much as the product."""
+    v = np.full(C, value, dtype=dtype)
+    v.flags.writeable = False
+    return v
 
 
 def row_sum(x):
     """sum over the last axis: (..., C) -> (..., 1)."""
-    return (x @ np.ones(x.shape[-1], dtype=x.dtype))[..., None]
+    return (x @ constant_vector(x.shape[-1], 1.0, x.dtype))[..., None]
 
 
 def row_mean(x):
     """mean over the last axis: (..., C) -> (..., 1)."""
     C = x.shape[-1]
-    return (x @ np.full(C, 1.0 / C, dtype=x.dtype))[..., None]
+    return (x @ constant_vector(C, 1.0 / C, x.dtype))[..., None]
