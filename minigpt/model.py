@@ -28,6 +28,7 @@ from .ops.linear import linear_backward, linear_forward
 from .ops.loss import cross_entropy_backward, cross_entropy_forward
 from .ops.positional import (learned_positional_backward, learned_positional_forward,
                              sinusoidal_table)
+from .parallel import run_halves, split_batch
 
 
 def param_shapes(config: GPTConfig) -> dict:
@@ -126,19 +127,43 @@ class GPT:
         or, if None, from the model's own generator. Passing the same seeded rng twice
         gives the same masks, which is how the gradient checks test dropout.
         Caches what backward() needs; backward() must follow the forward it belongs to.
+
+        A batch of B >= 2 runs as two half-batches on two threads (minigpt/parallel.py);
+        the loss is the halves' losses weighted by B_h / B: the mean over the batch.
         """
-        cfg, p = self.config, self.params
+        cfg = self.config
         idx = self._check_ids(idx, "idx")
         if targets is not None:
             targets = self._check_ids(targets, "targets")
             if targets.shape != idx.shape:
                 raise ValueError(f"targets shape {targets.shape} does not match idx shape "
                                  f"{idx.shape}")
-        B, T = idx.shape
+        B = idx.shape[0]
         p_drop = cfg.dropout if train else 0.0
         if p_drop > 0.0 and rng is None:
             rng = self.rng
 
+        halves = split_batch(B)
+        rngs = [rng] * len(halves)                  # unused when dropout is off
+        if p_drop > 0.0 and len(halves) == 2:
+            # one generator per half, seeded from rng: the masks cannot depend on which
+            # thread happens to draw first
+            rngs = [np.random.default_rng(seed) for seed in rng.integers(2**63, size=2)]
+        parts = run_halves(self._forward_half,
+                           [(idx[h], None if targets is None else targets[h], p_drop, r)
+                            for h, r in zip(halves, rngs)])
+        logits = np.concatenate([logits for logits, _, _ in parts])      # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = sum((h.stop - h.start) / B * part_loss
+                       for h, (_, part_loss, _) in zip(halves, parts))
+        self._cache = (halves, [cache for _, _, cache in parts], logits.shape)
+        return logits, loss
+
+    def _forward_half(self, idx, targets, p_drop, rng):
+        """The forward pass proper, on (part of) a batch -> logits, loss, cache."""
+        cfg, p = self.config, self.params
+        T = idx.shape[1]
         tok, c_tok = embedding_forward(idx, p["wte"])                  # (B, T, C)
         if cfg.pos_encoding == "learned":
             pe, c_pos = learned_positional_forward(T, p["wpe"])        # (T, C)
@@ -157,8 +182,7 @@ class GPT:
         loss, c_loss = None, None
         if targets is not None:
             loss, c_loss = cross_entropy_forward(logits, targets)
-        self._cache = (c_tok, c_pos, c_drop, c_blocks, c_lnf, c_head, c_loss, logits.shape)
-        return logits, loss
+        return logits, loss, (c_tok, c_pos, c_drop, c_blocks, c_lnf, c_head, c_loss)
 
     # ------------------------------------------------------------------ backward
     def backward(self, dlogits=None):
@@ -168,16 +192,36 @@ class GPT:
         """
         if self._cache is None:
             raise ValueError("backward() called before forward()")
-        c_tok, c_pos, c_drop, c_blocks, c_lnf, c_head, c_loss, logits_shape = self._cache
-        cfg = self.config
+        halves, caches, logits_shape = self._cache
         if dlogits is None:
-            if c_loss is None:
+            if caches[0][-1] is None:
                 raise ValueError("backward() needs the loss: call forward(idx, targets) "
                                  "first, or pass dlogits")
-            dlogits = cross_entropy_backward(1.0, c_loss)              # (B, T, V)
+            parts_d = [None] * len(halves)
         elif np.shape(dlogits) != logits_shape:
             raise ValueError(f"dlogits shape {np.shape(dlogits)} does not match logits "
                              f"shape {logits_shape}")
+        else:
+            parts_d = [dlogits[h] for h in halves]
+        B = logits_shape[0]
+        parts = run_halves(self._backward_half,
+                           [(cache, d, (h.stop - h.start) / B)
+                            for cache, d, h in zip(caches, parts_d, halves)])
+        grads = parts[0]
+        if len(parts) == 2:               # the all-reduce: add the halves' gradients
+            grads = {name: g + parts[1][name] for name, g in grads.items()}
+        return {name: grads[name] for name in self.params}             # params' order
+
+    def _backward_half(self, cache, dlogits, weight):
+        """The backward pass proper, for one forward_half -> grads dict.
+
+        Without dlogits it starts at the loss, whose share of the batch's mean is
+        weight = B_h / B (1.0 for a whole batch).
+        """
+        c_tok, c_pos, c_drop, c_blocks, c_lnf, c_head, c_loss = cache
+        cfg = self.config
+        if dlogits is None:
+            dlogits = cross_entropy_backward(weight, c_loss)           # (B, T, V)
 
         grads = {}
         # LM head: logits = x @ wte^T, so the head's weight gradient is dW^T
@@ -195,7 +239,7 @@ class GPT:
             grads["wpe"] = learned_positional_backward(dx, c_pos)
         dwte += embedding_backward(dx, c_tok)       # tied: sum of both uses of wte
         grads["wte"] = dwte
-        return {name: grads[name] for name in self.params}             # params' order
+        return grads
 
     __call__ = forward
 

@@ -1,0 +1,66 @@
+"""Two half-batches at once: data parallelism on the cores of one machine.
+
+NumPy runs its elementwise work (GELU, layer norm, softmax, the residual adds) on
+one core; only the matrix products, in BLAS, use more. On a 2-core laptop that
+leaves a core idle for a third of every training step. So GPT.forward and
+GPT.backward split a batch of B >= 2 sequences into two halves and run the halves
+in two threads, each with BLAS limited to its share of the cores. NumPy releases
+Python's lock (the GIL) inside its loops and BLAS calls, so the two threads really
+do run at the same time.
+
+This is data parallelism, as across GPUs: each half computes its share of the
+loss and of the gradients, and the two gradients are added (the "all-reduce").
+The halves' losses are weighted by their share of the batch, B_h / B, so the sum
+is exactly the mean over the whole batch, and so are the gradients.
+
+Determinism. A batch is always split into the same two halves, whatever the
+machine, and the halves' gradients are always added in the same order. So running
+the halves in parallel or one after the other gives the same numbers, to the last
+bit, and a seed reproduces a training run exactly. (A single whole-batch pass would
+differ in the last bits: its batch sums add the numbers in another order.)
+
+Measured on the reference model (benchmarks/bench.py, 2 cores): see the commit
+that introduced this file, and the README's Performance section.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+try:
+    from threadpoolctl import ThreadpoolController
+except ImportError:            # optional: without it the halves run one after the other
+    ThreadpoolController = None
+
+ENABLED = True                 # False: run the halves one after the other (same numbers)
+
+_pool = None                   # one worker thread, created on first use
+_blas = None                   # threadpoolctl's handle on the BLAS library
+
+
+def split_batch(B):
+    """Row slices of the halves, [0, B//2) and [B//2, B); the whole batch if B == 1."""
+    if B < 2:
+        return [slice(0, B)]
+    return [slice(0, B // 2), slice(B // 2, B)]
+
+
+def run_halves(fn, jobs):
+    """[fn(*args) for args in jobs] for one or two jobs; two run in two threads.
+
+    This thread runs the first job while a worker thread runs the second, each
+    with BLAS limited to half of the cores, so the two do not fight over them.
+    """
+    global _pool, _blas
+    cores = os.cpu_count() or 1
+    if len(jobs) == 1 or not ENABLED or cores < 2 or ThreadpoolController is None:
+        return [fn(*args) for args in jobs]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minigpt-half")
+        _blas = ThreadpoolController()
+    first, second = jobs
+    with _blas.limit(limits=cores // 2, user_api="blas"):
+        future = _pool.submit(fn, *second)
+        try:
+            result = fn(*first)
+        finally:
+            other = future.result()      # wait for the worker, even if we failed
+    return [result, other]
