@@ -36,6 +36,14 @@ class AdamW:
 
     The params dict is updated IN PLACE: its arrays are the model's own arrays. The
     moments m and v are kept in each param's dtype.
+
+    Speed: one loop over the ~30 arrays, 2.4 ms per step for the 804k parameters of
+    the reference model (benchmarks/bench.py). We measured the alternatives and kept
+    the loop: one flat buffer for all parameters takes a dozen NumPy calls instead of
+    a dozen per array, but each call then streams 3 MB through memory while one
+    array's m, v, g and p stay in the core's cache: 2.8 ms with reused buffers, 7.8 ms
+    with fresh 3 MB temporaries (the operating system maps their pages in again every
+    step). Splitting the loop over two threads was slower too (4 ms).
     """
 
     def __init__(self, params: dict, lr: float = 1e-3, betas=(0.9, 0.95), eps: float = 1e-8,
@@ -137,8 +145,11 @@ def clip_grad_norm(grads: dict, max_norm: float) -> float:
     """
     if max_norm <= 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
-    # Sum the squares in float64 so float32 grads do not lose precision in the total.
-    total = sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())
+    # np.vdot(g, g) sums the squares in BLAS, in the grads' own dtype but with several
+    # partial sums: on the reference model's float32 grads it agrees with a float64 sum
+    # to 3e-8 (relative), plenty to decide a clip factor, and takes 0.23 ms against
+    # 1.03 ms for squaring every grad into a float64 temporary.
+    total = sum(float(np.vdot(g, g)) for g in grads.values())
     norm = math.sqrt(total)
     if norm > max_norm:
         scale = max_norm / norm
