@@ -11,7 +11,7 @@ understand (VS Code, PyCharm, Spyder, jupytext):
     # %% tags=["check"]
     assert check("my backward", ...)
 
-A cell marker may carry tags. Three of them matter to the exercises:
+A cell marker may carry tags. Two of them matter to the exercises:
     check          a verdict cell: it runs minigpt's gradcheck on code the reader wrote
                    and prints ONE line starting with PASS or FAIL. In the solution
                    notebook it is asserted; in the exercise edition the leading
@@ -32,6 +32,9 @@ Commands (the Makefile calls them):
 
 The quick/full switch is ONE environment variable, MINIGPT_QUICK, read by the first
 code cell of every notebook: "1" shrinks the slow cells (training, whole-model checks).
+An executed notebook records in its metadata ("minigpt") the mode it ran in and the
+commit of minigpt/ it ran against. Edit the sources, never the .ipynb files: the tests
+check that each .ipynb is exactly what its source builds.
 """
 from __future__ import annotations
 
@@ -177,12 +180,13 @@ def exercise_path(name: str) -> Path:
 
 # ----------------------------------------------------------------------------- running
 def ensure_kernel() -> None:
-    """Make sure the 'python3' kernel spec exists; install this interpreter's if not.
+    """Make sure a 'python3' kernel spec exists; install this interpreter's if not.
 
-    pip installs ipykernel's spec into <venv>/share/jupyter/kernels/python3, whose
-    argv[0] is "python"; jupyter_client replaces that with sys.executable, so run from
-    the venv the kernel is the venv's Python. This only covers an odd install that
-    lacks the spec (it writes it into sys.prefix, i.e. the venv, never ~/.local).
+    Run from the venv, 'python3' is the venv's Python in two ways: pip puts ipykernel's
+    spec in <venv>/share/jupyter/kernels/python3 (argv[0] "python", which
+    jupyter_client replaces by sys.executable), and without that file jupyter_client
+    still offers the running interpreter's ipykernel as 'python3' (we checked both).
+    The install below, into sys.prefix (the venv, never ~/.local), is a last resort.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     try:
@@ -217,16 +221,37 @@ def kernel_env(quick: bool):
 
 
 def execute(nb: nbformat.NotebookNode, *, quick: bool, cwd: Path = HERE,
-            timeout: int = 600) -> nbformat.NotebookNode:
+            timeout: int | None = None) -> nbformat.NotebookNode:
     """Run every cell of nb in a fresh kernel (in place); a failing cell raises
-    nbclient's CellExecutionError naming the cell and the traceback."""
+    nbclient's CellExecutionError naming the cell and the traceback.
+
+    timeout: seconds per cell; by default 3 minutes in quick mode and an hour in full
+    mode, where notebook 6 trains the chat model in one cell (about 10 minutes on two
+    idle cores, longer on a busy machine)."""
+    if timeout is None:
+        timeout = 180 if quick else 3600
     from nbclient import NotebookClient
     ensure_kernel()
     with kernel_env(quick):
         NotebookClient(nb, kernel_name=KERNEL, timeout=timeout, record_timing=False,
                        resources={"metadata": {"path": str(cwd)}}).execute()
-    nb.metadata["minigpt"] = {"executed_in": "quick" if quick else "full"}
+    nb.metadata["minigpt"] = {"executed_in": "quick" if quick else "full",
+                              "library": library_version()}
     return nb
+
+
+def library_version() -> str:
+    """The commit of minigpt/ the notebooks ran against ("+dirty" if it had local edits)."""
+    import subprocess
+    root = HERE.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--",
+                                "minigpt"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+dirty" if dirty.strip() else "")
 
 
 # ----------------------------------------------------------------------------- commands

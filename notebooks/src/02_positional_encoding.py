@@ -138,7 +138,8 @@ plt.show()
 # $\omega_i = 10000^{-2i/d_{model}}$: the pair $(\sin \omega_i pos, \cos \omega_i pos)$
 # is a point going round the unit circle. The frequencies fall geometrically, from one
 # radian per position for $i = 0$ (a wavelength of $2\pi \approx 6.3$ positions) to
-# almost $10000 \cdot 2\pi$ positions for the last pair: fast channels tell neighbours
+# wavelengths of tens of thousands of positions for the last pairs (approaching
+# $10000 \cdot 2\pi$ as $2i$ approaches $d_{model}$): fast channels tell neighbours
 # apart, slow ones tell the beginning of a text from its end.
 #
 # The check recovers each $\omega_i$ from row 1 of the table alone, as the angle of the

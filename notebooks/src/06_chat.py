@@ -1,0 +1,395 @@
+# %% [markdown]
+# # 6 · A character-level chat model
+#
+# Our text ends its practical part (§4.2) with a function `generate_response(input_text)`
+# built on a downloaded, pretrained GPT-2, called with the line
+# `你好，我是人类，请问你是谁？` ("Hello, I am a human; may I ask who you are?"). Here we
+# build the same function from nothing: the model of notebooks 1–5, trained in NumPy
+# on the chatterbot dialogues (English and Chinese, about 100,000 characters), then
+# asked the same question.
+#
+# Set your expectations: this is a model of under a million parameters trained for
+# minutes on one small corpus. It learns the shape of a dialogue, many greetings
+# and answers by heart, and little else. What it shows well is *how* a chat model
+# works: one character at a time, each chosen from a probability distribution we can
+# inspect.
+#
+# 1. train it (the `chat` preset; the tiny `tiny` preset in quick mode);
+# 2. talk to it with `generate_response`, in English and with the text's example;
+# 3. temperature and top-k, side by side;
+# 4. the model's uncertainty, character by character;
+# 5. where it looks: an attention map over a reply.
+
+# %%
+import os
+QUICK = os.environ.get("MINIGPT_QUICK", "0") == "1"   # 1: the short run the tests use
+
+import tempfile
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
+%matplotlib inline
+
+import minigpt
+from minigpt.block import block_forward, self_attention_forward, subdict
+from minigpt.chat import Chatbot
+from minigpt.data import load_conversations
+from minigpt.generate import sample_next, stream
+from minigpt.ops.attention import causal_mask, merge_heads, split_heads
+from minigpt.ops.embedding import embedding_forward
+from minigpt.ops.layernorm import layernorm_forward
+from minigpt.ops.linear import linear_forward
+from minigpt.ops.positional import sinusoidal_table
+from minigpt.ops.softmax import softmax_forward
+from minigpt.train import PRESETS, train
+
+np.set_printoptions(precision=4, suppress=True)
+
+# Plots label characters. Chinese ones need a CJK font; use one if the machine has it,
+# and label any character the font cannot draw by its code point instead.
+CJK_FONT = next((f.name for f in font_manager.fontManager.ttflist
+                 if any(k in f.name for k in ("CJK", "WenQuanYi", "YaHei", "SimHei", "PingFang",
+                                              "Heiti", "Source Han", "Noto Sans SC"))), None)
+if CJK_FONT:
+    plt.rcParams["font.sans-serif"] = [CJK_FONT] + plt.rcParams["font.sans-serif"]
+LABEL_FONT = FT2Font(font_manager.findfont(
+    font_manager.FontProperties(family=plt.rcParams["font.sans-serif"])))
+
+
+def char_label(token):
+    """A tick label for one token: markers shortened, space and newline made visible."""
+    short = {"<|user|>": "‹user›", "<|bot|>": "‹bot›", "<|end|>": "‹end›", " ": "␣", "\n": "⏎"}
+    if token in short:
+        return short[token]
+    return token if LABEL_FONT.get_char_index(ord(token)) else f"U+{ord(token):04X}"
+
+# %% [markdown]
+# ## 1. Train
+#
+# `minigpt.train.train(preset)` runs the loop of notebook 5 with everything around it:
+# fixed seeds, periodic loss estimates on both splits, an atomic checkpoint, and at the
+# end a *word validity* score (the share of English words in its replies to unseen
+# questions that are real words of the corpus). The `chat` preset (its settings are
+# printed below, each explained in `minigpt/train.py`) was chosen by the project's
+# measurements to train in about ten minutes on two CPU cores. Quick mode uses the
+# `tiny` preset instead (seconds, and it learns almost nothing).
+# (`train` also saves a loss plot next to the checkpoint, and in doing so switches
+# matplotlib to its file-only backend; the `%matplotlib inline` after it switches the
+# notebook's plots back on.)
+
+# %%
+PRESET = "tiny" if QUICK else "chat"
+OUT_DIR = (tempfile.mkdtemp(prefix="minigpt-notebook06-") if QUICK
+           else os.path.join("..", "out", "notebook06"))
+print(f"preset {PRESET!r}\nmodel: {PRESETS[PRESET].model}\ntraining: {PRESETS[PRESET].train}")
+result = train(PRESET, out_dir=OUT_DIR, progress=False)
+CKPT = result.checkpoint
+%matplotlib inline
+
+# %% [markdown]
+# The check: the run finished, and the validation loss (on dialogues never trained on)
+# is well below $\log V$, the loss of a uniform guess.
+
+# %%
+bot = Chatbot.load(CKPT)                  # greedy decoding, as generate_response uses
+model, tok = bot.model, bot.tokenizer
+log_v = np.log(tok.vocab_size)
+assert result.status == "done"
+assert result.val_loss < log_v - (0.5 if QUICK else 4.0), (result.val_loss, log_v)
+validity = "n/a" if np.isnan(result.validity) else f"{result.validity:.0%}"
+print(f"{model.num_params():,} parameters; val loss {result.val_loss:.3f} nats/char "
+      f"(log V = {log_v:.2f}); word validity {validity}")
+
+evals = result.history["evals"]
+fig, ax = plt.subplots(figsize=(8, 4))
+ax.plot(result.history["loss"], lw=0.6, alpha=0.5, label="train, one batch per step")
+ax.plot([e["iter"] for e in evals], [e["train"] for e in evals], "o-", label="train estimate")
+ax.plot([e["iter"] for e in evals], [e["val"] for e in evals], "s-", label="validation estimate")
+ax.axhline(log_v, color="gray", ls=":", label="log V")
+ax.set_xlabel("iteration")
+ax.set_ylabel("loss (nats per character)")
+ax.set_title(f"Training the chat model (preset {PRESET!r})")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## 2. Talk to it
+#
+# `minigpt.generate_response(text)` is the text's function, with our model behind it.
+# It writes the line as a user turn, `<|user|>text<|end|><|bot|>`, and lets the model
+# continue one character at a time, each time taking the most likely character
+# (greedy decoding), until the model itself writes `<|end|>`:
+#
+# $$c_{t+1} = \arg\max_c\; p(c \mid \text{prompt}, c_1, \dots, c_t).$$
+#
+# Some of these lines open a dialogue of the corpus, others do not (the table says
+# which), among them the text's example. Expect replies that begin the way the corpus's
+# answers begin and then, under greedy decoding, often fall into a loop of frequent
+# words: for a small model the likeliest continuation of "the " can be "the " again,
+# and greedy decoding has no way out. A reply also stops at 256 characters if the
+# model never writes `<|end|>`.
+
+# %%
+lines = ["Hello", "How are you?", "What is AI?", "Who are you?", "What is your name?",
+         "你好", "你好，我是人类，请问你是谁？"]
+names = {line: repr(line) for line in lines[:5]}
+names.update({"你好": "Chinese 'hello'", "你好，我是人类，请问你是谁？": "the text's example"})
+openings = {conv[0] for conv in load_conversations(("english", "chinese"))}
+replies = {line: minigpt.generate_response(line, checkpoint=CKPT) for line in lines}
+for line, reply in replies.items():
+    assert isinstance(reply, str) and "<|" not in reply
+    assert minigpt.generate_response(line, checkpoint=CKPT) == reply     # greedy: repeatable
+display(Markdown("| you | opens a corpus dialogue? | minigpt |\n|---|---|---|\n" + "\n".join(
+    f"| {line} | {'yes' if line in openings else 'no'} | "
+    f"{reply.replace('|', '/').replace(chr(10), ' ') or '*(empty reply)*'} |"
+    for line, reply in replies.items())))
+
+# %% [markdown]
+# How does the model decide a reply is over? Below we replay the same greedy replies
+# step by step with `minigpt.generate.stream`, which also hands out the scores the
+# model computed at each step, and plot the probability it gave to `<|end|>`. The
+# replay must produce exactly the replies above, and each reply either ended at a step
+# where `<|end|>` was the likeliest token or ran into the length limit.
+
+# %%
+def reply_steps(text):
+    """The greedy reply to `text` step by step -> (characters, probabilities (n, V)).
+
+    Row i of the probabilities is the distribution character i was chosen from; the
+    last row is the one that chose the end marker (if the reply ended)."""
+    ids = bot.prompt(text)                                 # <|user|>text<|end|><|bot|>
+    chars, probs = [], []
+    for next_ids, logits in stream(model, ids[None, :], bot.max_new_tokens, greedy=True,
+                                   with_logits=True):
+        p, _ = softmax_forward(logits[0].astype(np.float64))
+        probs.append(p)
+        token = tok.itos[int(next_ids[0])]
+        if token.startswith("<|"):
+            break
+        chars.append(token)
+    return chars, np.array(probs)
+
+
+steps = {line: reply_steps(line) for line in lines}
+for line, (chars, probs) in steps.items():
+    assert "".join(chars) == replies[line]
+    assert np.array_equal(probs.argmax(axis=1)[: len(chars)],
+                          [tok.stoi[c] for c in chars])      # greedy = the argmax
+    ended = len(probs) > len(chars)
+    assert (probs[-1].argmax() == tok.end_id) if ended else len(chars) == bot.max_new_tokens
+    print(f"{names[line]:>20}: {len(chars):3d} characters, "
+          f"{'ended by <|end|>' if ended else 'cut at the length limit'}")
+
+fig, ax = plt.subplots(figsize=(10, 4))
+for line in lines:
+    chars, probs = steps[line]
+    ax.plot(np.arange(1, len(probs) + 1), probs[:, tok.end_id], ".-", ms=3, lw=0.8,
+            label=f"reply to {names[line]}")
+ax.axhline(0.5, color="gray", ls=":", lw=0.8)
+ax.set_xscale("log")
+ax.set_xlabel("step of the reply (1 = choosing the first character)")
+ax.set_ylabel("p(<|end|>)")
+ax.set_title("Probability of ending the reply, step by step (greedy decoding)")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## 3. Temperature and top-k
+#
+# Greedy decoding always gives the same reply. To vary it we *sample* the next
+# character instead, from a reshaped distribution. Temperature $\tau$ divides the
+# scores before the softmax, and top-$k$ keeps only the $k$ most likely characters:
+#
+# $$p_\tau(c) = \frac{e^{z_c/\tau}}{\sum_{c'} e^{z_{c'}/\tau}} \qquad
+#   p_{\tau,k}(c) \propto p_\tau(c)\,[\,c \text{ among the } k \text{ highest scores}\,].$$
+#
+# $\tau < 1$ sharpens (towards greedy), $\tau > 1$ flattens (towards noise), and top-$k$
+# cuts the long tail of unlikely characters that make sampled text derail. We take the
+# model's scores for the first character of its reply to "Hello" and draw 4000 samples
+# with `minigpt.generate.sample_next` under each setting.
+
+# %%
+logits = model.forward(bot.prompt("Hello")[None, :])[0][0, -1].astype(np.float64)   # (V,)
+settings = [dict(temperature=0.5), dict(temperature=1.0), dict(temperature=2.0),
+            dict(temperature=1.0, top_k=5)]
+n_draws = 4000
+rng = np.random.default_rng(0)
+top = np.argsort(logits)[::-1][:12]                  # the 12 likeliest characters
+freqs = []
+for s in settings:
+    draws = sample_next(np.tile(logits, (n_draws, 1)), rng=rng, **s)
+    freq = np.bincount(draws, minlength=tok.vocab_size) / n_draws
+    expected, _ = softmax_forward(logits / s["temperature"])
+    if "top_k" in s:
+        assert len(np.unique(draws)) <= s["top_k"]
+        keep = np.argsort(logits)[::-1][: s["top_k"]]
+        expected = np.zeros_like(expected)
+        expected[keep] = softmax_forward(logits[keep] / s["temperature"])[0]
+    assert np.abs(freq - expected).max() < 0.04      # sampling follows the formula
+    freqs.append(freq)
+assert freqs[0][top[0]] > freqs[1][top[0]] > freqs[2][top[0]]   # cooler = more peaked
+print("sampled frequencies match p_τ (and p_τ,k); a lower τ concentrates on the top choice")
+
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), sharey=True)
+for ax, s, freq in zip(axes, settings, freqs):
+    ax.bar(range(len(top)), freq[top])
+    ax.set_xticks(range(len(top)), [char_label(tok.itos[i]) for i in top], fontsize=9)
+    ax.set_title(", ".join(f"{k} = {v}" for k, v in s.items()))
+    ax.set_xlabel("next character (12 likeliest)")
+axes[0].set_ylabel(f"share of {n_draws} samples")
+fig.suptitle("First character of the reply to 'Hello' under four sampling settings")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The same settings on whole replies (each with its own fixed seed, so this cell prints
+# the same replies every time it runs):
+
+# %%
+rows = []
+for s in [dict(greedy=True), dict(greedy=False, temperature=0.5),
+          dict(greedy=False, temperature=1.0), dict(greedy=False, temperature=2.0),
+          dict(greedy=False, temperature=1.0, top_k=5)]:
+    sampler = Chatbot(model, tok, seed=0, **s)
+    cells = [sampler.reply(line).replace("|", "/").replace("\n", " ") for line in
+             ("Hello", "What is AI?")]
+    sampler.reset()
+    rows.append((", ".join(f"{k}={v}" for k, v in s.items()), *cells))
+assert rows[0][1] == replies["Hello"]                      # greedy is generate_response
+display(Markdown("| decoding | reply to 'Hello' | reply to 'What is AI?' |\n|---|---|---|\n"
+                 + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)))
+
+# %% [markdown]
+# ## 4. How sure is it? Entropy, character by character
+#
+# The text lists handling uncertainty (不确定性的处理), avoiding wrong or inaccurate
+# output, among the open challenges of chat models. A model like ours at least *knows*
+# how sure it is at every step: the entropy of the distribution it picked each
+# character from,
+#
+# $$H_t = -\sum_c p_t(c)\,\log_2 p_t(c) \quad\text{bits},$$
+#
+# is 0 when one character is certain and $\log_2 V$ when every character is equally
+# likely. Below, the reply to a greeting the corpus contains and to the text's own
+# example, which it does not contain.
+
+# %%
+fig, axes = plt.subplots(2, 1, figsize=(13, 6.5))
+show = 48                                   # at most this many characters per plot
+for ax, line in zip(axes, ["Hello", "你好，我是人类，请问你是谁？"]):
+    chars, probs = steps[line]
+    entropy = -(probs * np.log2(np.clip(probs, 1e-300, None))).sum(axis=1)   # (n,)
+    assert np.all(entropy >= -1e-9) and np.all(entropy <= np.log2(tok.vocab_size) + 1e-9)
+    labels = [char_label(c) for c in chars] + (["‹end›"] if len(probs) > len(chars) else [])
+    ax.bar(range(min(show, len(entropy))), entropy[:show])
+    ax.set_xticks(range(min(show, len(entropy))), labels[:show], fontsize=7, rotation=90)
+    ax.set_ylabel("entropy (bits)")
+    shown = f"first {show} of " if len(entropy) > show else ""
+    ax.set_title(f"Reply to {names[line]} ({shown}{len(entropy)} steps): "
+                 f"mean {entropy.mean():.2f} bits per character")
+    print(f"{line!r} -> {''.join(chars)!r}: mean entropy {entropy.mean():.2f} bits, "
+          f"max {entropy.max():.2f} (log2 V = {np.log2(tok.vocab_size):.1f})")
+axes[-1].set_xlabel("characters of the reply, in order")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Where the bars are high the model was guessing; a system built on it could refuse, or
+# warn, when they are. (Low entropy is not the same as correct: a model can be
+# confidently wrong, which is part of why the text calls this an open problem.)
+#
+# ## 5. Where it looks: attention over a reply
+#
+# Finally, the formula of notebook 1 inside the trained model. We recompute the
+# attention weights $A = \text{softmax}(QK^T/\sqrt{d_k})$ of every head of the last
+# block over a question and its greedy reply, from `minigpt`'s ops and the model's
+# parameters, checking on the way that they reproduce the model's own attention
+# output. We want the question and the whole reply inside the model's window of
+# `block_size` characters, so the map shows both: we take the first of a few English
+# lines whose greedy reply fits, and if none does (greedy replies that loop never end),
+# a reply sampled at temperature 0.5 with a fixed seed.
+
+# %%
+def attention_maps(model, ids):
+    """Attention weights of every block: list of (nh, T, T) arrays, for ids (T,)."""
+    cfg, p = model.config, model.params
+    T, C, nh = len(ids), cfg.n_embd, cfg.n_head
+    pe = p["wpe"][:T] if cfg.pos_encoding == "learned" else sinusoidal_table(T, C)
+    x = embedding_forward(ids[None, :], p["wte"])[0] + pe                  # (1, T, C)
+    maps = []
+    for l in range(cfg.n_layer):
+        bp = subdict(p, f"h.{l}.")
+        h, _ = layernorm_forward(x, bp["ln_1.w"], bp.get("ln_1.b"))
+        qkv, _ = linear_forward(h, bp["attn.c_attn.w"], bp.get("attn.c_attn.b"))
+        q, k, v = (split_heads(t, nh) for t in np.split(qkv, 3, axis=-1))  # (1, nh, T, hs)
+        scores = q @ k.swapaxes(-1, -2) / np.sqrt(C // nh)                 # (1, nh, T, T)
+        scores[..., causal_mask(T, T)] = -np.inf
+        att, _ = softmax_forward(scores)
+        y, _ = linear_forward(merge_heads(att @ v), bp["attn.c_proj.w"], bp.get("attn.c_proj.b"))
+        assert np.allclose(y, self_attention_forward(h, subdict(bp, "attn."), nh)[0],
+                           atol=1e-5)
+        maps.append(att[0])
+        x, _ = block_forward(x, bp, nh)
+    return maps
+
+
+def dialogue_ids(sampler, line):
+    """<|user|>line<|end|><|bot|>reply<|end|> as ids, the reply written by `sampler`."""
+    sampler.reset()
+    prompt = sampler.prompt(line)
+    reply = sampler.reply(line)
+    sampler.reset()
+    return np.concatenate([prompt, tok.encode(reply, allow_special=False), [tok.end_id]])
+
+
+candidates = ["Hi", "Hello", "Tell me a joke", "What is your name?", "How are you?",
+              "What is AI?"]
+samplers = {"greedy": Chatbot(model, tok),
+            "sampled, temperature 0.5": Chatbot(model, tok, greedy=False, temperature=0.5,
+                                                seed=0)}
+block = model.config.block_size
+line, how, ids = next(
+    ((line, how, ids) for how, sampler in samplers.items() for line in candidates
+     for ids in [dialogue_ids(sampler, line)] if len(ids) <= block),
+    ("What is AI?", "greedy, last window", dialogue_ids(samplers["greedy"], "What is AI?")))
+ids = ids[-block:]
+maps = attention_maps(model, ids)
+assert all(np.allclose(m.sum(axis=-1), 1, atol=1e-5) for m in maps)
+assert all(np.all(np.triu(m, k=1) == 0) for m in maps)                 # causal
+labels = [char_label(tok.itos[i]) for i in ids]
+print(f"{line!r}, reply {how}; {len(ids)} tokens: {tok.decode(ids)!r}")
+
+last = maps[-1]
+nh = last.shape[0]
+cols = min(nh, 2)
+rows_ = -(-nh // cols)
+fig, axes = plt.subplots(rows_, cols, figsize=(6.5 * cols, 6.5 * rows_), squeeze=False)
+for head, ax in enumerate(axes.ravel()):
+    if head >= nh:
+        ax.axis("off")
+        continue
+    ax.imshow(last[head], cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(ids)), labels, fontsize=6, rotation=90)
+    ax.set_yticks(range(len(ids)), labels, fontsize=6)
+    ax.set_title(f"block {len(maps) - 1}, head {head}")
+    ax.set_xlabel("key: the character attended to")
+    ax.set_ylabel("query: the character being processed")
+fig.suptitle(f"Attention weights of the last block over {line!r} and its reply ({how})")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Each row is one position deciding what to read from the positions before it (the
+# upper triangle is empty: the causal mask). Look for heads that attend to the
+# previous character or two, heads that look back to the last space (the start of the
+# word being spelled), and whether any head reaches back into the question while the
+# answer is being written.
+#
+# **Summary.** With the formulas of the text, a loop of the seven training steps and a
+# few minutes of CPU time, the notebook produced a working, if small-minded, chat
+# model: `minigpt.generate_response` answers the greetings it has seen, stumbles on
+# lines it has not, and every one of its decisions (which character, when to stop, how
+# sure, where it looked) is an array we can inspect.

@@ -1,0 +1,120 @@
+"""The notebooks: they run, they match their sources, and the exercises work.
+
+Every notebook is rebuilt from notebooks/src/ and executed in a fresh Jupyter kernel
+in quick mode (MINIGPT_QUICK=1, the notebooks' one switch), so a failed assertion in
+any cell fails the test with the cell's traceback. The committed .ipynb files must be
+exactly what `make notebooks` makes from the sources, executed in full mode; and the
+student editions exactly what `make exercises` makes. In the exercises, each blank
+must make its check cell print FAIL, and in the solution notebooks the same check
+cells print PASS.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CELL_TIMEOUT = 180          # seconds per cell; quick mode needs far less
+
+_spec = importlib.util.spec_from_file_location("notebook_build", ROOT / "notebooks" / "build.py")
+build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build)
+
+NAMES = build.names()
+
+
+def cells_key(nb):
+    """What a notebook says, independent of outputs: type, source and tags per cell."""
+    return [(c.cell_type, c.source, tuple(c.get("metadata", {}).get("tags", [])))
+            for c in nb.cells]
+
+
+def stdout_of(cell):
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.output_type == "stream" and o.name == "stdout")
+
+
+def check_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and build.has_tag(c, "check")]
+
+
+def test_there_are_six_notebooks_in_reading_order():
+    assert [n[:2] for n in NAMES] == ["01", "02", "03", "04", "05", "06"], NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_is_built_from_its_source_and_executed_in_full(name):
+    path = ROOT / "notebooks" / f"{name}.ipynb"
+    assert path.exists(), f"{path.name} is missing: run `make notebooks`"
+    committed = nbformat.read(path, as_version=4)
+    assert cells_key(committed) == cells_key(build.build(name)), (
+        f"{path.name} differs from notebooks/src/{name}.py: run `make notebooks`")
+    assert committed.metadata.get("minigpt", {}).get("executed_in") == "full"
+    code = [c for c in committed.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), "a cell was never run"
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
+        "cells were not run once, top to bottom")
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_in_quick_mode(name):
+    nb = build.execute(build.build(name), quick=True, timeout=CELL_TIMEOUT)
+    for cell in check_cells(nb):       # solution notebooks: every exercise check passes
+        lines = stdout_of(cell).splitlines()
+        assert len(lines) == 1 and lines[0].startswith("PASS "), lines
+
+
+@pytest.mark.parametrize("name", build.EXERCISE_SOURCES)
+def test_committed_exercises_are_generated_from_the_solutions(name):
+    path = build.exercise_path(name)
+    assert path.exists(), f"{path.name} is missing: run `make exercises`"
+    committed = nbformat.read(path, as_version=4)
+    assert cells_key(committed) == cells_key(build.make_exercise(build.build(name), name)), (
+        f"{path.name} differs from its solution notebook: run `make exercises`")
+    assert not any(c.get("outputs") for c in committed.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", build.EXERCISE_SOURCES)
+def test_blank_exercises_fail_their_checks(name):
+    solution = build.build(name)
+    exercise = nbformat.read(build.exercise_path(name), as_version=4)
+    blanks = [c for c in exercise.cells if 'raise NotImplementedError("fill in' in c.source]
+    regions = sum(c.source.count(build.BEGIN) for c in solution.cells)
+    assert len(blanks) == regions == len(check_cells(exercise)) >= 2
+    assert not any(build.BEGIN in c.source or build.has_tag(c, "solution-only")
+                   for c in exercise.cells)
+    build.execute(exercise, quick=True, cwd=build.EXERCISES, timeout=CELL_TIMEOUT)
+    for cell in check_cells(exercise):   # runs to the end; every check says FAIL
+        lines = stdout_of(cell).splitlines()
+        assert len(lines) == 1 and lines[0].startswith("FAIL "), lines
+
+
+def test_blanking_keeps_indentation_and_refuses_broken_markers():
+    source = "def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    y = 2 * x\n    # END SOLUTION\n    return y"
+    assert build.blank_solutions(source) == (
+        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n"
+        '    raise NotImplementedError("fill in this function")\n    return y')
+    for broken in ("# BEGIN SOLUTION\nx", "x\n# END SOLUTION",
+                   "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION"):
+        with pytest.raises(ValueError):
+            build.blank_solutions(broken)
+    assert build.unassert('x = 1\nassert check("a", f, g, inputs)') == 'x = 1\ncheck("a", f, g, inputs)'
+
+
+def test_percent_format_parser():
+    cells = build.parse('# %% [markdown]\n# # Title\n# text\n\n# %% tags=["check"]\nx = 1\n\n')
+    assert [(c.cell_type, c.source) for c in cells] == [("markdown", "# Title\ntext"),
+                                                        ("code", "x = 1")]
+    assert cells[1].metadata.tags == ["check"]
+
+
+def test_kernel_is_this_interpreter():
+    """The notebooks must run in the venv that has minigpt, not some other Python."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import sys, minigpt\nprint(sys.executable)")])
+    build.execute(nb, quick=True, timeout=60)
+    assert stdout_of(nb.cells[0]).strip() == sys.executable
