@@ -98,9 +98,17 @@ def parse(text: str) -> list:
     return cells
 
 
+def numbered(cells: list) -> list:
+    """Give the cells stable ids (cell-000, cell-001, ...) instead of nbformat's random
+    ones, so rebuilding a notebook changes its file only where its content changed."""
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:03d}"
+    return cells
+
+
 def build(name: str) -> nbformat.NotebookNode:
     """The solution notebook `name` (e.g. '01_attention'), not executed."""
-    nb = new_notebook(cells=parse((SRC / f"{name}.py").read_text(encoding="utf-8")))
+    nb = new_notebook(cells=numbered(parse((SRC / f"{name}.py").read_text(encoding="utf-8"))))
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -170,7 +178,7 @@ def make_exercise(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode
         if cell.get("metadata", {}).get("tags"):
             new.metadata["tags"] = list(cell.metadata.tags)
         cells.append(new)
-    ex = new_notebook(cells=cells, metadata=dict(nb.metadata))
+    ex = new_notebook(cells=numbered(cells), metadata=dict(nb.metadata))
     return ex
 
 
