@@ -61,7 +61,8 @@ def test_committed_notebook_is_built_from_its_source_and_executed_in_full(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_in_quick_mode(name):
+def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))     # the kernel's temp files (06's model)
     nb = build.execute(build.build(name), quick=True, timeout=CELL_TIMEOUT)
     for cell in check_cells(nb):       # solution notebooks: every exercise check passes
         lines = stdout_of(cell).splitlines()
