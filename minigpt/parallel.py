@@ -20,9 +20,8 @@ bit (tests/test_parallel.py), and a seed reproduces a training run exactly. (A
 single whole-batch pass would differ in the last bits: its batch sums add the
 numbers in another order.)
 
-Halves also suit the cache: a half's activations (0.4-0.8 MB) mostly stay in a
-core's 1 MB L2 cache, the whole batch's do not. Run one after the other on one
-core, two halves take 70 ms of CPU per step against 81 ms for the whole batch.
+On one core, two halves cost the same CPU time as the whole batch (79-80 ms per
+step for the reference model, with BLAS on one thread): splitting is free.
 
 Measured on the reference model (benchmarks/bench.py, 2 cores, while other jobs
 kept the machine busy): 1260 ms per step with the batch in one piece, whose 2-thread
