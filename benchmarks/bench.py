@@ -18,8 +18,10 @@ What is printed, and how it is measured:
   LM head, plus 12 x n_layer x T x C per token for the attention scores and
   weighted sums), divided by the step time. We set it against what np.matmul itself
   reaches on exactly the matrix products of one step (same shapes, same transposes),
-  run both ways NumPy can: the whole batch with BLAS's own threads, and two half
-  batches in two threads as minigpt runs them (minigpt/parallel.py); the faster
+  run both ways NumPy can: two half batches in two threads as minigpt runs them
+  (minigpt/parallel.py), in the loop with the steps, and the whole batch with BLAS's
+  own threads, after the loop (its threads keep spinning for a while after each
+  call, and run between PyTorch's steps they made those 10x slower); the faster
   counts. So "fraction of matmul" says how much of the step is anything but BLAS.
 - memory: the most NumPy allocates during one step (tracemalloc), on top of the
   parameters, gradients and AdamW's moments; the process's max RSS; and the page
@@ -389,12 +391,16 @@ def main():
                 theirs_t.append(t)
                 theirs_cpu.append(time.process_time() - c0)
         t0 = time.perf_counter()
-        run_matmuls(pairs)                                     # BLAS's own threads
-        t1 = time.perf_counter()
         run_halves(run_matmuls, [(pairs,) for pairs in halves])   # as minigpt runs them
         if timed:
-            mm_t.append(t1 - t0)
-            mm_halves_t.append(time.perf_counter() - t1)
+            mm_halves_t.append(time.perf_counter() - t0)
+    # np.matmul with BLAS's own threads, after the loop: run between PyTorch steps, its
+    # spinning worker threads made them 10x slower (PyTorch's own threads spin too)
+    for i in range(3 + max(10, args.steps // 4)):
+        t0 = time.perf_counter()
+        run_matmuls(pairs)
+        if i >= 3:
+            mm_t.append(time.perf_counter() - t0)
 
     flops = step_flops(cfg, B)
     total = [sum(t) for t in ours_t]
