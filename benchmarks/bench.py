@@ -19,10 +19,10 @@ What is printed, and how it is measured:
   weighted sums), divided by the step time. We set it against what np.matmul itself
   reaches on exactly the matrix products of one step (same shapes, same transposes),
   run both ways NumPy can: two half batches in two threads as minigpt runs them
-  (minigpt/parallel.py), in the loop with the steps, and the whole batch with BLAS's
-  own threads, after the loop (its threads keep spinning for a while after each
-  call, and run between PyTorch's steps they made those 10x slower); the faster
-  counts. So "fraction of matmul" says how much of the step is anything but BLAS.
+  (minigpt/parallel.py), in the loop and again after it, and the whole batch with
+  BLAS's own threads, after the loop only (its threads keep spinning for a while
+  after each call, and run between PyTorch's steps they made those 10x slower); the
+  fastest counts. So "fraction of matmul" says how much of a step is not BLAS.
 - memory: the most NumPy allocates during one step (tracemalloc), on top of the
   parameters, gradients and AdamW's moments; the process's max RSS; and the page
   faults per step. Every NumPy operation returns a fresh array, and a fresh array
@@ -34,12 +34,16 @@ What is printed, and how it is measured:
   nothing here and cost readability or a process-wide side effect; the count is
   printed so that a change which brings the faults back shows up.
 - generation: 500 new tokens at batch 1 from a one-token prompt, greedy, with and
-  without the KV cache (minigpt.generate), and the same within one block.
+  without the KV cache (minigpt.generate), then as many as fit in one block, all
+  with one BLAS thread; and that last figure again with BLAS's default threads.
 - PyTorch (only if it is installed; never required): the same model in eager mode,
   written like nanoGPT's model.py, loads our weights through minigpt.interop, must
   give the same loss before and after two identical training steps, and is timed
   in the same loop, one step of each in turn, so that other jobs on the machine
-  slow both alike. We print the ratio of medians.
+  slow both alike. We print the ratio of medians. (When the machine is busy they do
+  not suffer alike: PyTorch's threads meet at every operation and wait whenever one
+  of them has lost its core, minigpt's two meet twice per step. Its CPU time shows
+  it.) Last, both run limited to one thread, which compares the work alone.
 
 Run: `make bench`, or `.venv/bin/python benchmarks/bench.py --steps 200`.
 """
@@ -395,12 +399,17 @@ def main():
         if timed:
             mm_halves_t.append(time.perf_counter() - t0)
     # np.matmul with BLAS's own threads, after the loop: run between PyTorch steps, its
-    # spinning worker threads made them 10x slower (PyTorch's own threads spin too)
+    # spinning worker threads made them 10x slower. PyTorch's threads spin too, right
+    # before the in-loop halves, so we time the halves once more here, alone.
+    mm_alone_t = []
     for i in range(3 + max(10, args.steps // 4)):
         t0 = time.perf_counter()
         run_matmuls(pairs)
+        t1 = time.perf_counter()
+        run_halves(run_matmuls, [(pairs,) for pairs in halves])
         if i >= 3:
-            mm_t.append(time.perf_counter() - t0)
+            mm_t.append(t1 - t0)
+            mm_alone_t.append(time.perf_counter() - t1)
 
     flops = step_flops(cfg, B)
     total = [sum(t) for t in ours_t]
@@ -419,12 +428,13 @@ def main():
         print(f"  minigpt / PyTorch = {ratio:.2f}  (target <= 0.90, stretch 0.75)")
     step_s = median(total)
     achieved = flops / step_s / 1e9
-    mm_s = min(median(mm_t), median(mm_halves_t))             # the better of the two ways
+    mm_halves_s = min(median(mm_halves_t), median(mm_alone_t))
+    mm_s = min(median(mm_t), mm_halves_s)                     # the better of the two ways
     peak = mm_flops / mm_s / 1e9
     print(f"  tokens/s: {B * T / step_s:,.0f}")
     print(f"  achieved: {achieved:.1f} GFLOP/s")
     print(f"  np.matmul alone on the step's products ({mm_flops / 1e9:.2f} GFLOP): "
-          f"{median(mm_t) * 1e3:.1f} ms with BLAS's threads, {median(mm_halves_t) * 1e3:.1f} ms "
+          f"{median(mm_t) * 1e3:.1f} ms with BLAS's threads, {mm_halves_s * 1e3:.1f} ms "
           f"as two threaded halves; the better: {peak:.1f} GFLOP/s")
     print(f"  fraction of np.matmul: {achieved / peak:.0%}  (target >= 65%)")
     print(f"\nmemory: peak {step_peak / 2**20:.1f} MiB allocated during a step (tracemalloc), "
