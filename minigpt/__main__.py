@@ -70,15 +70,24 @@ def _field_comments(cls) -> dict:
     return comments
 
 
+def _preset_value(preset, cls, name):
+    if cls is GPTConfig:
+        return preset.model.get(name, getattr(GPTConfig, name))   # the field's default
+    return getattr(preset.train, name)
+
+
 def _add_config_options(parser, cls, fields):
-    """One --option per dataclass field, typed by the field's default value."""
+    """One --option per dataclass field, typed by the field's default value; the help
+    is the field's comment and the presets' values."""
     comments = _field_comments(cls)
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     for name in fields:
         kind = type(defaults[name])
+        values = ", ".join(f"{preset_name}: {_preset_value(preset, cls, name)}"
+                           for preset_name, preset in PRESETS.items())
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=_PARSERS[kind],
                             default=argparse.SUPPRESS, metavar=kind.__name__.upper(),
-                            help=comments.get(name, ""))
+                            help=f"{comments.get(name, '')} ({values})")
 
 
 def _sampling_options(parser, greedy_default):
@@ -225,25 +234,28 @@ def _load(path, load_model, default_checkpoint):
 
 def cmd_eval(args):
     from .chat import default_checkpoint
-    from .data import CharDataset, load_conversations
-    from .evaluate import describe_validity, estimate_loss, evaluate_replies
-    from .train import TrainConfig, load_model
+    from .evaluate import (describe_greetings, describe_validity, estimate_loss,
+                           evaluate_greetings, evaluate_replies)
+    from .train import TrainConfig, build_dataset, load_model
     if args.replies < 0 or args.show < 0:
         raise ValueError("--replies and --show must be >= 0")
     model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)
     cfg = TrainConfig.from_dict(meta["train_config"])
-    data = CharDataset.from_conversations(load_conversations(cfg.language_list()),
-                                          val_fraction=cfg.val_fraction, tokenizer=tokenizer)
+    data = build_dataset(cfg, tokenizer)
     print(f"checkpoint: iteration {meta['iter']}, {model.num_params():,} parameters")
     losses = estimate_loss(model, data, cfg.batch_size, model.config.block_size,
                            cfg.eval_iters, cfg.seed)
     print(f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-    result = evaluate_replies(model, tokenizer, data.conversations["train"],
-                              data.conversations["val"], n=args.replies or None)
+    train_convs, val_convs = data.conversations["train"], data.conversations["val"]
+    result = evaluate_replies(model, tokenizer, train_convs, val_convs,
+                              n=args.replies or None, max_new_tokens=cfg.eval_reply_tokens)
     _reconfigure_streams()
     for prompt, reply in result["replies"][:args.show]:
         print(f"  {prompt[:40]!r:>44} -> {reply[:60]!r}")
     print(describe_validity(result))
+    greetings = evaluate_greetings(model, tokenizer, train_convs + val_convs,
+                                   max_new_tokens=cfg.eval_reply_tokens)
+    print(describe_greetings(greetings, show=args.show))
     return 0
 
 

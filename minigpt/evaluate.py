@@ -9,22 +9,31 @@ Two numbers, for two different questions:
 
 2. Word validity: ask the model, greedily, to reply to the opening line of each
    validation conversation, and count how many of the English words in its replies
-   are words that occur in the TRAINING conversations:
-       validity = (# reply words found in the training text) / (# reply words)
+   are words that occur in the corpus:
+       validity = (# reply words found in the corpus) / (# reply words)
    A word is a run of ASCII letters, apostrophes inside allowed ("I'm"), compared
    in lower case. Chinese replies contain no such words and do not count. This is
-   the question a user asks first ("does it answer in real words?"); the
-   training split is the reference, so copying a word seen only in a validation
-   prompt does not count as knowing it.
+   the question a user asks first ("does it answer in real words?"). We also give
+   the stricter figure against the training conversations alone, where copying a
+   word seen only in a validation prompt does not count as knowing it.
+   Neither figure says a reply makes sense ("the the the" scores 100%), so we
+   also count the replies that end with the end-of-turn marker, and print some.
+
+3. Greetings: the opening lines of the corpus's greetings files (English and
+   Chinese: "Hello", "How are you doing?", "你好", ...). A reply counts when it is,
+   word for word, one of the answers the corpus gives to that line anywhere.
+   This is the check a new user does first, made into a number.
 """
 from __future__ import annotations
 
+import importlib.resources
 import re
 from collections import Counter
 
 import numpy as np
+import yaml
 
-from .data import format_conversation
+from .data import CORPUS_PACKAGE, format_conversation
 from .generate import generate
 from .tokenizer import BOT
 
@@ -110,33 +119,88 @@ def evaluate_replies(model, tokenizer, train_conversations, val_conversations, n
                      max_new_tokens=160):
     """Greedy replies to the first n validation openings, and their word validity.
 
-    -> dict with "validity", "n_words", "n_replies", "n_finished" (replies that ended
-    with the end-of-turn marker), "unknown" (Counter), "replies" (list of (prompt, reply)).
+    Two references for "a real word": the whole corpus (the issue's definition:
+    every conversation, training and validation), and, stricter, the training
+    conversations alone (the only words the model has seen).
+    -> dict with "validity" (whole corpus), "validity_train", "n_words", "n_replies",
+    "n_finished" (replies that ended with the end-of-turn marker), "unknown" (Counter
+    of words found nowhere in the corpus), "replies" (list of (prompt, reply)).
     """
     openings = [turns[0] for turns in val_conversations[:n]]
     replies, finished = greedy_replies(model, tokenizer, openings, max_new_tokens,
                                        with_finished=True)
-    fraction, n_words, unknown = word_validity(replies, corpus_words(train_conversations))
-    return {"validity": fraction, "n_words": n_words, "n_replies": len(replies),
-            "n_finished": sum(finished), "unknown": unknown,
+    train_words = corpus_words(train_conversations)
+    all_words = train_words | corpus_words(val_conversations)
+    fraction, n_words, unknown = word_validity(replies, all_words)
+    fraction_train, _, _ = word_validity(replies, train_words)
+    return {"validity": fraction, "validity_train": fraction_train, "n_words": n_words,
+            "n_replies": len(replies), "n_finished": sum(finished), "unknown": unknown,
             "replies": list(zip(openings, replies))}
 
 
 def describe_validity(result):
     """A few lines for humans, e.g.
         word validity: 96.1% of 812 English words in 136 greedy replies to validation
-        openings occur in the training conversations
+        openings occur in the corpus (95.0% in the training conversations alone)
           unknown words: 'bett' x2, 'nof'
           replies that ended with the end-of-turn marker: 131 of 136
     """
-    v = result["validity"]
-    figure = "n/a" if v != v else f"{100 * v:.1f}%"
-    lines = [f"word validity: {figure} of {result['n_words']:,} English words in "
-             f"{result['n_replies']:,} greedy replies to validation openings occur in "
-             f"the training conversations"]
+    def percent(v):
+        return "n/a" if v != v else f"{100 * v:.1f}%"
+    lines = [f"word validity: {percent(result['validity'])} of {result['n_words']:,} English "
+             f"words in {result['n_replies']:,} greedy replies to validation openings occur "
+             f"in the corpus ({percent(result['validity_train'])} in the training "
+             f"conversations alone)"]
     if result["unknown"]:
         lines.append("  unknown words: " + ", ".join(
             f"{w!r} x{c}" if c > 1 else repr(w) for w, c in result["unknown"].most_common(8)))
     lines.append(f"  replies that ended with the end-of-turn marker: {result['n_finished']} "
                  f"of {result['n_replies']}")
+    return "\n".join(lines)
+
+
+GREETING_FILES = ("english/greetings.yml", "chinese/greetings.yml")
+
+
+def greeting_openings():
+    """The distinct opening lines of the corpus's greetings files, in file order."""
+    openings = []
+    for name in GREETING_FILES:
+        path = importlib.resources.files(CORPUS_PACKAGE) / "data" / name
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for turns in doc.get("conversations", []):
+            if isinstance(turns, list) and turns and isinstance(turns[0], str):
+                line = turns[0].strip()
+                if line and line not in openings:
+                    openings.append(line)
+    return openings
+
+
+def corpus_answers(conversations):
+    """user line -> the set of bot turns that follow it anywhere in the conversations."""
+    answers = {}
+    for turns in conversations:
+        for i in range(0, len(turns) - 1, 2):
+            answers.setdefault(turns[i], set()).add(turns[i + 1])
+    return answers
+
+
+def evaluate_greetings(model, tokenizer, conversations, max_new_tokens=160):
+    """Greedy replies to the greeting openings, and how many are the corpus's own answers.
+
+    -> dict with "fraction", "n", "replies" (list of (line, reply, is_a_corpus_answer)).
+    """
+    lines = greeting_openings()
+    answers = corpus_answers(conversations)
+    replies = greedy_replies(model, tokenizer, lines, max_new_tokens)
+    rows = [(line, reply, reply in answers.get(line, ())) for line, reply in zip(lines, replies)]
+    return {"fraction": sum(ok for _, _, ok in rows) / len(rows), "n": len(rows),
+            "replies": rows}
+
+
+def describe_greetings(result, show=6):
+    lines = [f"greetings: {sum(ok for _, _, ok in result['replies'])} of {result['n']} greedy "
+             f"replies to the corpus's greeting lines are one of the corpus's own answers"]
+    for line, reply, ok in result["replies"][:show]:
+        lines.append(f"  {'ok ' if ok else '   '} {line!r} -> {reply[:60]!r}")
     return "\n".join(lines)
