@@ -33,6 +33,13 @@ class CheckpointNotFoundError(CheckpointError):
     """No file at the path (the CLI catches this to suggest the command that trains one)."""
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     """Atomically write `arrays` (name -> numeric np.ndarray) and `meta` (JSON-able) to path.
 
@@ -52,6 +59,8 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
             _write_npz(f, {**arrays, META_KEY: meta_bytes})
             f.flush()
             os.fsync(f.fileno())    # the bytes are on disk before the rename points at them
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         # BaseException: also clean up after Ctrl-C during a long save.

@@ -14,6 +14,16 @@ POS_ENCODINGS = ("sinusoidal", "learned")
 DTYPES = ("float32", "float64")
 
 
+def strict_from_dict(cls, d: dict):
+    """cls(**d) for a dataclass, but a key cls does not have is a ValueError naming it
+    (a typo in a saved config or an override must not be silently ignored)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(known)}")
+    return cls(**d)
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     vocab_size: int = 65          # V: number of distinct tokens (characters here)
@@ -57,11 +67,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
         """Build a config from a plain dict, refusing keys GPTConfig does not have."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return strict_from_dict(cls, d)
 
     def replace(self, **changes) -> "GPTConfig":
         """A copy with some fields changed (unknown keys are an error)."""

@@ -46,7 +46,7 @@ import numpy as np
 
 from .checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint,
                          save_checkpoint, validate_arrays)
-from .config import GPTConfig
+from .config import GPTConfig, strict_from_dict
 from .data import CharDataset, load_conversations, split_conversations
 from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                        evaluate_greetings, evaluate_replies)
@@ -124,11 +124,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        """Build a config from a plain dict, refusing keys TrainConfig does not have."""
+        return strict_from_dict(cls, d)
 
 
 def _check_int(cfg, name, lowest):

@@ -267,3 +267,14 @@ def test_validate_arrays_keeps_long_reports_short():
     with pytest.raises(CheckpointError) as info:
         validate_arrays({}, expected)
     assert "and 92 more" in str(info.value) and len(str(info.value)) < 300
+
+
+def test_saved_file_gets_the_usual_permissions(tmp_path):
+    """The temp file is private while written; the published checkpoint is not."""
+    mask = os.umask(0o022)
+    try:
+        path = tmp_path / "ckpt.npz"
+        save_checkpoint(path, {"w": np.ones(3)}, {"step": 1})
+        assert os.stat(path).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)
