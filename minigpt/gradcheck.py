@@ -218,3 +218,20 @@ def gradcheck_model(model, idx, targets, *, h=1e-6, threshold=1e-7, max_elements
         numeric = numerical_gradient(loss, p, h, _sample(rng, p.size, max_elements))
         pairs[name] = (analytic[name], numeric)
     return _report(pairs, threshold)
+
+
+def check(name, forward, backward, inputs, **kwargs):
+    """Gradcheck a backward you wrote and print one line, PASS or FAIL; return the verdict.
+
+    For exercises: a backward that still raises NotImplementedError is a FAIL that
+    says so, not a traceback. kwargs go to gradcheck (wrt, threshold, ...).
+    """
+    try:
+        report = gradcheck(forward, backward, inputs, **kwargs)
+    except NotImplementedError:
+        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
+        return False
+    worst = max(report.checks, key=lambda c: c.rel_error)
+    print(f"{'PASS' if report.ok else 'FAIL'} {name}: max rel error {worst.rel_error:.1e} "
+          f"(in d{worst.name}; threshold {report.threshold:.0e})")
+    return report.ok

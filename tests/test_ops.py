@@ -217,3 +217,19 @@ def test_gradcheck_catches_a_wrong_backward(op, fwd, bwd):
     report = gradcheck(lambda x: fwd(x), lambda d, c: {"x": 1.01 * bwd(d, c)}, {"x": x})
     assert not report.ok
     assert 1e-3 < report["x"].rel_error < 0.1
+
+
+def test_check_prints_one_line_verdicts(capsys):
+    """minigpt.gradcheck.check, the exercises' PASS/FAIL line."""
+    from minigpt.gradcheck import check
+    x = np.random.default_rng(1).standard_normal((2, 3))
+
+    def blank(d, c):
+        raise NotImplementedError
+
+    assert check("gelu", gelu_forward, lambda d, c: {"x": gelu_backward(d, c)}, {"x": x})
+    assert not check("wrong", gelu_forward, lambda d, c: {"x": 2 * gelu_backward(d, c)}, {"x": x})
+    assert not check("blank", gelu_forward, blank, {"x": x})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["PASS", "FAIL", "FAIL"]
+    assert "not written yet" in lines[2]

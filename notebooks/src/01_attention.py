@@ -30,25 +30,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 %matplotlib inline
 
-from minigpt.gradcheck import gradcheck
+from minigpt.gradcheck import check, gradcheck   # check: a one-line PASS/FAIL
 from minigpt.ops.attention import attention_backward, attention_forward, causal_mask
 from minigpt.ops.softmax import softmax_backward, softmax_forward
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
 
-
-def check(name, forward, backward, inputs):
-    """Run minigpt's gradcheck on a backward you wrote; print PASS or FAIL in one line."""
-    try:
-        report = gradcheck(forward, backward, inputs)
-    except NotImplementedError:
-        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
-        return False
-    worst = max(report.checks, key=lambda c: c.rel_error)
-    print(f"{'PASS' if report.ok else 'FAIL'} {name}: max rel error {worst.rel_error:.1e} "
-          f"(in d{worst.name}; threshold {report.threshold:.0e})")
-    return report.ok
 
 # %% [markdown]
 # ## 1. The formula by hand, on three tokens

@@ -26,7 +26,7 @@ import numpy as np
 %matplotlib inline
 
 from minigpt.config import GPTConfig
-from minigpt.gradcheck import gradcheck
+from minigpt.gradcheck import check, gradcheck   # check: a one-line PASS/FAIL
 from minigpt.model import GPT
 from minigpt.ops.attention import attention_forward, split_heads
 from minigpt.ops.embedding import embedding_backward, embedding_forward
@@ -37,18 +37,6 @@ from minigpt.ops.positional import (learned_positional_backward, learned_positio
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
 
-
-def check(name, forward, backward, inputs):
-    """Run minigpt's gradcheck on a backward you wrote; print PASS or FAIL in one line."""
-    try:
-        report = gradcheck(forward, backward, inputs)
-    except NotImplementedError:
-        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
-        return False
-    worst = max(report.checks, key=lambda c: c.rel_error)
-    print(f"{'PASS' if report.ok else 'FAIL'} {name}: max rel error {worst.rel_error:.1e} "
-          f"(in d{worst.name}; threshold {report.threshold:.0e})")
-    return report.ok
 
 # %% [markdown]
 # ## 1. Attention alone cannot tell order

@@ -22,25 +22,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 %matplotlib inline
 
-from minigpt.gradcheck import gradcheck, numerical_gradient
+from minigpt.gradcheck import check, gradcheck, numerical_gradient   # check: PASS/FAIL
 from minigpt.ops.layernorm import LN_EPS, layernorm_backward, layernorm_forward
 from minigpt.ops.linear import linear_backward, linear_forward
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
 
-
-def check(name, forward, backward, inputs):
-    """Run minigpt's gradcheck on a backward you wrote; print PASS or FAIL in one line."""
-    try:
-        report = gradcheck(forward, backward, inputs)
-    except NotImplementedError:
-        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
-        return False
-    worst = max(report.checks, key=lambda c: c.rel_error)
-    print(f"{'PASS' if report.ok else 'FAIL'} {name}: max rel error {worst.rel_error:.1e} "
-          f"(in d{worst.name}; threshold {report.threshold:.0e})")
-    return report.ok
 
 # %% [markdown]
 # ## 1. Forward, backward, and the chain rule
