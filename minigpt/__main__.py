@@ -105,6 +105,10 @@ def _sampling_options(parser, greedy_default):
                    help="sample among the most likely characters whose probability adds "
                         "up to p, in (0, 1]")
     g.add_argument("--seed", type=_int, default=None, help="seed for sampling")
+    g.add_argument("--slide", type=_int, default=None,
+                   help="past the context, drop this many of the oldest characters at once "
+                        "(1 to block_size; default block_size // 4; 1 = always the full "
+                        "context, but every character is then a full pass)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file or run directory (default out/chat/ckpt.npz)")
 
@@ -193,7 +197,8 @@ def _decoding(args, greedy_default):
         1.0 if greedy_default else 0.8)
     max_new_tokens = 1 if args.max_new_tokens is None else args.max_new_tokens
     check_sampling_args(max_new_tokens, temperature, args.top_k, args.top_p, greedy)
-    return dict(greedy=greedy, temperature=temperature, top_k=args.top_k, top_p=args.top_p)
+    return dict(greedy=greedy, temperature=temperature, top_k=args.top_k, top_p=args.top_p,
+                slide=args.slide)
 
 
 def _reconfigure_streams():
@@ -214,10 +219,11 @@ def cmd_chat(args):
 
 def cmd_sample(args):
     from .chat import default_checkpoint, run_sample
-    from .generate import make_rng
+    from .generate import check_slide, make_rng
     from .train import load_model
     decoding = _decoding(args, greedy_default=False)
     model, tokenizer, _ = _load(args.checkpoint, load_model, default_checkpoint)
+    check_slide(decoding["slide"], model.config.block_size)     # before printing anything
     _reconfigure_streams()
     rng = None if decoding["greedy"] else make_rng(args.seed)
     return run_sample(model, tokenizer, args.prompt, args.max_new_tokens or 500, rng=rng,

@@ -16,7 +16,8 @@ is why deep stacks of blocks still train.
 """
 import numpy as np
 
-from .ops.attention import attention_backward, attention_forward, merge_heads, split_heads
+from .ops.attention import (attention_backward, attention_forward, merge_heads, split_heads,
+                            split_qkv)
 from .ops.dropout import dropout_backward, dropout_forward
 from .ops.gelu import gelu_backward, gelu_forward
 from .ops.layernorm import layernorm_backward, layernorm_forward
@@ -44,7 +45,7 @@ def self_attention_forward(x, p, n_head, dropout=0.0, rng=None):
     "c_proj.b" (C,) (biases optional) -> out (B, T, C), cache.
     """
     qkv, c_attn = linear_forward(x, p["c_attn.w"], p.get("c_attn.b"))  # (B, T, 3C) fused
-    q, k, v = np.split(qkv, 3, axis=-1)                                 # 3 x (B, T, C)
+    q, k, v = split_qkv(qkv)                                            # 3 x (B, T, C)
     q, k, v = (split_heads(t, n_head) for t in (q, k, v))               # (B, nh, T, hs)
     y, c_sdpa = attention_forward(q, k, v, dropout, rng)                # (B, nh, T, hs)
     y = merge_heads(y)                                                  # (B, T, C)

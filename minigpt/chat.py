@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from .generate import check_sampling_args, make_rng, stream
+from .generate import check_sampling_args, check_slide, make_rng, stream
 from .tokenizer import BOT, END, SPECIAL_TOKENS, USER
 
 DEFAULT_CHECKPOINT = os.path.join("out", "chat", "ckpt.npz")
@@ -48,15 +48,17 @@ class Chatbot:
     Decoding is greedy by default: the most likely character every time, so the
     same line always gets the same reply (and the replies are the ones the word
     validity figure measured). Pass greedy=False with temperature / top_k / top_p
-    to sample instead.
+    to sample instead; slide is how the context moves in a long reply (generate.py).
     """
 
     def __init__(self, model, tokenizer, *, max_new_tokens=256, greedy=True,
-                 temperature=1.0, top_k=None, top_p=None, seed=None):
+                 temperature=1.0, top_k=None, top_p=None, seed=None, slide=None):
         check_sampling_args(max_new_tokens, temperature, top_k, top_p, greedy)
+        check_slide(slide, model.config.block_size)
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens = max_new_tokens
-        self.sampling = dict(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+        self.sampling = dict(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p,
+                             slide=slide)
         self.rng = None if greedy else make_rng(seed)
         self.history = np.zeros(0, dtype=np.int64)   # the conversation, <= block_size ids
         self.notes = []                              # notes about the last line read

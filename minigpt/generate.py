@@ -17,17 +17,23 @@ causal-mask note in ops/attention.py), so each step costs O(T) instead of O(T^2)
 
 The sliding window, and why the cache is rebuilt when it slides. The model only
 knows positions 0 .. block_size-1, so once the text is longer than block_size we
-show it the last block_size tokens (the window slides right by one token per step).
-minigpt adds ABSOLUTE positions to the token embeddings (pe[t], sinusoidal or
-learned): when the window slides, every token moves to position t-1, so every
-stored key and value (computed from wte[id] + pe[t]) is now wrong. We therefore
-rebuild the cache with a fresh prefill of the window whenever it slides. That keeps
-generation EXACT -- the same logits as running model.forward on the window, which
-tests/test_generate.py checks to 1e-10 in float64 -- at the price that, past
-block_size, each step costs a full forward of the window again. (Models with
-relative positions, e.g. RoPE or ALiBi, can instead just drop the oldest entry.)
-The alternative of sliding by half a block at a time would keep the cache useful
-but show the model less context than it could see; we chose exactness.
+must drop its oldest tokens. minigpt adds ABSOLUTE positions to the token
+embeddings (pe[t], sinusoidal or learned): when the window moves, every token moves
+to a new position, so every stored key and value (computed from wte[id] + pe[t]) is
+now wrong, and the cache must be rebuilt with a fresh prefill of the window. How far
+the window moves each time is the `slide` argument:
+    slide = 1   nanoGPT's window: every step sees the last block_size tokens. Past
+                block_size the window moves at every step, so every step is a full
+                prefill again and the cache saves nothing.
+    slide = k   when the text outgrows the window, drop the oldest k tokens at once;
+                the next k - 1 steps then extend the cache one position each. The
+                model sees between block_size - k + 1 and block_size tokens, and the
+                cache is rebuilt once every k tokens instead of at every one.
+Either way generation is EXACT: the cached and uncached paths keep the same window,
+so they give the same logits (tests/test_generate.py checks this to 1e-10 in
+float64, far past block_size). The default, slide = block_size // 4, keeps at least
+three quarters of the window in view. (Models with relative positions, e.g. RoPE or
+ALiBi, can instead drop the oldest cache entry and keep the rest.)
 
 Public API
     generate(model, idx, max_new_tokens, ...)  -> (B, T + n) ids   (also GPT.generate)
@@ -43,7 +49,7 @@ import numbers
 import numpy as np
 
 from .block import mlp_forward, subdict
-from .ops.attention import attention_forward, merge_heads, split_heads
+from .ops.attention import attention_forward, merge_heads, split_heads, split_qkv
 from .ops.embedding import embedding_forward
 from .ops.layernorm import layernorm_forward
 from .ops.linear import linear_forward
@@ -145,6 +151,8 @@ class KVCache:
 
     k[l], v[l]: (B, nh, block_size, hs), filled left to right; `length` positions
     are valid. Preallocated so a step writes one column instead of copying the lot.
+    layers[l], mlps[l]: layer l's parameters under their local names ("ln_1.w", ...;
+    "c_fc.w", ...), looked up once here rather than per layer per token (~10 us each).
     """
 
     def __init__(self, model, B):
@@ -154,6 +162,8 @@ class KVCache:
         self.k = [np.zeros(shape, dtype) for _ in range(cfg.n_layer)]
         self.v = [np.zeros(shape, dtype) for _ in range(cfg.n_layer)]
         self.length = 0
+        self.layers = [subdict(model.params, f"h.{l}.") for l in range(cfg.n_layer)]
+        self.mlps = [subdict(lp, "mlp.") for lp in self.layers]
 
     def append(self, layer, k, v):
         """Store k, v (B, nh, Tn, hs) after the valid ones; return all keys, values."""
@@ -180,19 +190,18 @@ def forward_cached(model, ids, cache):
     tok, _ = embedding_forward(ids, p["wte"])                           # (B, Tn, C)
     pe = p["wpe"][t0:t0 + Tn] if cfg.pos_encoding == "learned" else model.pe_table[t0:t0 + Tn]
     x = tok + pe                                                        # (B, Tn, C)
-    for l in range(cfg.n_layer):
-        lp = subdict(p, f"h.{l}.")
+    for l, (lp, mlp_p) in enumerate(zip(cache.layers, cache.mlps)):
         # attention sub-block: x = x + c_proj(attn(q_new, k_all, v_all))
         h, _ = layernorm_forward(x, lp["ln_1.w"], lp.get("ln_1.b"))
         qkv, _ = linear_forward(h, lp["attn.c_attn.w"], lp.get("attn.c_attn.b"))  # (B, Tn, 3C)
-        q, k, v = (split_heads(t, cfg.n_head) for t in np.split(qkv, 3, axis=-1))  # (B, nh, Tn, hs)
+        q, k, v = (split_heads(t, cfg.n_head) for t in split_qkv(qkv))  # (B, nh, Tn, hs)
         k_all, v_all = cache.append(l, k, v)                            # (B, nh, t0+Tn, hs)
         y, _ = attention_forward(q, k_all, v_all)                       # (B, nh, Tn, hs)
         a, _ = linear_forward(merge_heads(y), lp["attn.c_proj.w"], lp.get("attn.c_proj.b"))
         x = x + a
         # MLP sub-block: x = x + mlp(ln_2(x))
         h, _ = layernorm_forward(x, lp["ln_2.w"], lp.get("ln_2.b"))
-        m, _ = mlp_forward(h, subdict(lp, "mlp."))
+        m, _ = mlp_forward(h, mlp_p)
         x = x + m
     cache.length = t0 + Tn
     x, _ = layernorm_forward(x[:, -1], p["ln_f.w"], p.get("ln_f.b"))   # (B, C) last only
@@ -201,11 +210,24 @@ def forward_cached(model, ids, cache):
 
 
 # ----------------------------------------------------------------------------- the loop
+def check_slide(slide, block_size):
+    """slide must be an int in [1, block_size]; None means the default, block_size // 4."""
+    if slide is None:
+        return max(1, block_size // 4)
+    if isinstance(slide, bool) or not isinstance(slide, numbers.Integral) \
+            or not 1 <= slide <= block_size:
+        raise ValueError(f"slide must be an int in [1, block_size={block_size}] (how many "
+                         f"tokens the window drops when the text outgrows it), got {slide!r}")
+    return int(slide)
+
+
 def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-           greedy=False, rng=None, use_cache=True, with_logits=False):
+           greedy=False, rng=None, use_cache=True, with_logits=False, slide=None):
     """Yield each new token as it is chosen: (B,) ids, or (ids, logits (B, V)).
 
     idx: (B, T) prompt ids; T may exceed block_size (only the last block_size count).
+    slide: how many of the oldest tokens to drop when the text outgrows block_size
+    (see the module docstring; None = block_size // 4, 1 = nanoGPT's window).
     use_cache=False recomputes model.forward over the window at every step: the
     slow, obviously-correct reference the cached path is tested against.
     """
@@ -213,6 +235,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
     idx = _check_prompt(model, idx)
     rng = None if greedy else make_rng(rng)
     bs = model.config.block_size
+    slide = check_slide(slide, bs)
     B = idx.shape[0]
     context = idx[:, -bs:]                                              # (B, <= bs)
 
@@ -232,15 +255,19 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
         yield (ids, logits) if with_logits else ids
         if step == max_new_tokens - 1:
             break                                    # no one will read the next logits
-        context = np.concatenate([context, ids[:, None]], axis=1)[:, -bs:]
-        if use_cache and cache.length < bs:
-            logits = forward_cached(model, ids[:, None], cache)         # one position
-        else:
-            logits = window_logits()      # window slid: positions shifted, rebuild
+        context = np.concatenate([context, ids[:, None]], axis=1)      # (B, T + 1)
+        if context.shape[1] <= bs:                   # still fits: the window stays put
+            if use_cache:
+                logits = forward_cached(model, ids[:, None], cache)     # one position
+            else:
+                logits = window_logits()
+        else:                                        # outgrown: drop the oldest `slide`
+            context = context[:, slide:]             # (B, bs + 1 - slide)
+            logits = window_logits()                 # positions shifted: rebuild
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-             greedy=False, rng=None, stop_token=None, use_cache=True):
+             greedy=False, rng=None, stop_token=None, use_cache=True, slide=None):
     """Continue idx (B, T) by up to max_new_tokens tokens -> (B, T + n) int64 ids.
 
     stop_token: an id (e.g. the tokenizer's end-of-turn) after which a row is done;
@@ -248,6 +275,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     are padded with stop_token, so each row reads "... reply <stop> <stop> ...".
     rng: a np.random.Generator, an int seed, or None (fresh randomness); unused
     when greedy.
+    slide: how the window moves past block_size (see stream and the module docstring).
     """
     idx = _check_prompt(model, idx)
     if stop_token is not None and not (isinstance(stop_token, numbers.Integral)
@@ -257,7 +285,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     out = [idx]
     done = np.zeros(idx.shape[0], dtype=bool)
     for ids in stream(model, idx, max_new_tokens, temperature, top_k, top_p, greedy, rng,
-                      use_cache):
+                      use_cache, slide=slide):
         if stop_token is not None:
             ids = np.where(done, stop_token, ids)
             done |= ids == stop_token

@@ -92,6 +92,8 @@ def test_missing_checkpoint_names_the_command_that_trains_one(tmp_path):
     (["--top-p", "1.5"], "top_p"),
     (["--top-p", "0"], "top_p"),
     (["--max-new-tokens", "0"], "max_new_tokens"),
+    (["--slide", "0"], "slide"),
+    (["--slide", "100000"], "slide"),          # more than block_size
 ])
 def test_bad_decoding_settings_are_refused(run_dir, args, word):
     r = cli("chat", "--checkpoint", str(run_dir[0]), *args, stdin="Hello\n")
@@ -122,6 +124,12 @@ def test_sample_and_eval_commands(run_dir):
     r = cli("eval", "--checkpoint", str(out), "--replies", "3", "--show", "1")
     assert r.returncode == 0, r.stderr
     assert "val loss" in r.stdout and "word validity" in r.stdout
+
+
+def test_sample_refuses_a_bad_slide_before_printing_anything(run_dir):
+    r = cli("sample", "--checkpoint", str(run_dir[0]), "--slide", "0")
+    assert r.returncode == 1 and r.stdout == ""
+    assert "slide" in r.stderr and "Traceback" not in r.stderr
 
 
 # ----------------------------------------------------------------------------- the REPL
@@ -213,3 +221,5 @@ def test_chatbot_refuses_bad_settings(run_dir):
         Chatbot(model, tok, greedy=False, temperature=0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         Chatbot(model, tok, max_new_tokens=0)
+    with pytest.raises(ValueError, match="slide"):
+        Chatbot(model, tok, slide=model.config.block_size + 1)

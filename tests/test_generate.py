@@ -1,9 +1,10 @@
 """Generation: the KV cache changes nothing but the speed (float64, 1e-10, also past
-block_size where the window slides), sampling does what its name says, and bad
+block_size where the window slides, for every slide), sampling does what its name says, and bad
 arguments are refused with a message naming them."""
 import numpy as np
 import pytest
 
+import minigpt.generate as gen
 from minigpt.config import GPTConfig
 from minigpt.generate import generate, sample_next, stream
 from minigpt.model import GPT
@@ -35,11 +36,12 @@ def run(model, prompt, n, use_cache, **kw):
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("prompt_len", [1, 5, 8, 13])      # 13 > block_size = 8
 @pytest.mark.parametrize("greedy", [True, False])
-def test_cache_gives_the_same_tokens_and_logits(pos_encoding, bias, prompt_len, greedy):
+@pytest.mark.parametrize("slide", [1, 3, None, 8])           # None: the default, 8 // 4
+def test_cache_gives_the_same_tokens_and_logits(pos_encoding, bias, prompt_len, greedy, slide):
     model = make_model(pos_encoding, bias)
     prompt = np.random.default_rng(2).integers(0, 11, (2, prompt_len))
     n = 20                                                    # runs well past block_size
-    kw = dict(greedy=True) if greedy else dict(temperature=1.0)
+    kw = dict(greedy=greedy, slide=slide) if greedy else dict(temperature=1.0, slide=slide)
     ids_c, logits_c = run(model, prompt, n, use_cache=True, rng=np.random.default_rng(5), **kw)
     ids_r, logits_r = run(model, prompt, n, use_cache=False, rng=np.random.default_rng(5), **kw)
     np.testing.assert_array_equal(ids_c, ids_r)
@@ -48,15 +50,35 @@ def test_cache_gives_the_same_tokens_and_logits(pos_encoding, bias, prompt_len, 
         assert len(set(ids_c[0].tolist())) > 3, "degenerate test: too few distinct tokens"
 
 
-def test_uncached_reference_is_model_forward_on_the_last_block_size_tokens():
+@pytest.mark.parametrize("slide", [1, 2, 5])
+def test_uncached_reference_is_model_forward_on_the_window(slide):
+    """The window, written out: it grows to block_size = 8, then drops `slide`."""
     model = make_model()
     prompt = np.array([[1, 2, 3, 4, 5, 6]])
-    ids, logits = run(model, prompt, 6, use_cache=False, greedy=True)
+    ids, logits = run(model, prompt, 16, use_cache=False, greedy=True, slide=slide)
     seq = np.concatenate([prompt, ids], axis=1)
-    for step in range(6):
-        window = seq[:, :6 + step][:, -8:]                    # what the model may see
+    width = 6                                                 # tokens in the window
+    for step in range(16):
+        window = seq[:, 6 + step - width:6 + step]            # what the model may see
         expected, _ = model.forward(window)
         np.testing.assert_array_equal(logits[:, step], expected[:, -1])
+        width += 1                                            # the new token joins
+        if width > 8:
+            width -= slide                                    # outgrown: drop the oldest
+
+
+@pytest.mark.parametrize("slide, prefills", [(1, 1 + 16), (4, 1 + 4), (8, 1 + 2)])
+def test_the_cache_is_rebuilt_once_per_slide(monkeypatch, slide, prefills):
+    """Past block_size the cache is rebuilt when the window moves, and only then:
+    17 tokens from a full window of 8 outgrow it 16 times with slide 1, 4 times
+    with slide 4 (16 / 4), twice with slide 8."""
+    model = make_model()
+    built = []
+    real_init = gen.KVCache.__init__
+    monkeypatch.setattr(gen.KVCache, "__init__",
+                        lambda self, *a: (built.append(1), real_init(self, *a))[1])
+    generate(model, np.ones((1, 8), dtype=np.int64), 17, greedy=True, slide=slide)
+    assert len(built) == prefills
 
 
 def test_cache_gives_the_same_samples_under_the_same_seed():
@@ -142,6 +164,9 @@ def test_top_p_keeps_the_smallest_set_reaching_p(top_p, support):
     (dict(top_p=1.5), "top_p"),
     (dict(stop_token=99), "stop_token"),
     (dict(rng="seed"), "rng"),
+    (dict(slide=0), "slide"),
+    (dict(slide=9), "slide"),              # more than block_size = 8
+    (dict(slide=2.0), "slide"),
 ])
 def test_bad_arguments_are_refused_by_name(kw, word):
     model = make_model()
