@@ -11,14 +11,20 @@ A token that appears twice contributes twice: plain fancy-index assignment
 (`dwte[idx] += dout`) would silently keep only one of the repeats, which is why
 we need a real scatter-add.
 
-We write that scatter-add as a matrix product. With onehot (N, V) the one-hot
-rows of the N = B*T ids (onehot[n, v] = 1 if idx_n == v, else 0):
-    dwte = onehot^T @ dout            (V, N) @ (N, C) -> (V, C)
-since row v of onehot^T has a 1 exactly at the positions holding token v, so the
-product sums their dout rows -- repeats included. np.add.at(dwte, idx, dout)
-computes the same sum but one row at a time, 6x slower here (0.9 ms against
-0.15 ms for 768 ids, V = 65). The one-hot matrix costs N x V numbers, nothing for a
-character vocabulary; with a 50k-token vocabulary np.add.at would be the choice.
+We compute that scatter-add by grouping: sort the N = B*T positions by their id,
+so the positions of each id sit next to each other, then add up each run of rows
+with one np.add.reduceat and write the sums to their table rows:
+    order   = argsort(ids)                       positions, grouped by id
+    starts  = where the sorted id changes        first position of each group
+    dwte[id of group g] = sum of dout[order][starts[g] : starts[g + 1]]
+Ids that never occur keep a zero gradient. This touches each of the N x C numbers
+of dout once. Alternatives we measured (float32, C = 128, one thread):
+    V = 65,   768 ids:   np.add.at 0.97 ms   one-hot matmul 0.34 ms   grouped 0.31 ms
+    V = 1340, 512 ids:   np.add.at 1.27 ms   one-hot matmul 4.3 ms    grouped 1.0 ms
+np.add.at is the obvious scatter-add but does one row at a time in a slow loop.
+The one-hot product, dwte = onehot^T @ dout with onehot (N, V), sums the repeats
+inside BLAS but costs N x V x C multiply-adds, mostly by zero: fine for 65
+characters, 4x slower than grouping for the chat corpus's 1,340.
 """
 import numpy as np
 
@@ -33,5 +39,11 @@ def embedding_forward(idx, wte):
 def embedding_backward(dout, cache):
     """dout: (B, T, C) -> dwte: (V, C)."""
     idx, (V, C) = cache
-    onehot = (idx.reshape(-1, 1) == np.arange(V)).astype(dout.dtype)   # (N, V)
-    return onehot.T @ dout.reshape(-1, C)        # scatter-add: sums repeated ids too
+    ids, dout = idx.reshape(-1), dout.reshape(-1, C)              # (N,), (N, C)
+    order = np.argsort(ids, kind="stable")                        # group equal ids
+    ids_sorted = ids[order]                                       # (N,)
+    starts = np.flatnonzero(np.diff(ids_sorted, prepend=-1))      # (G,) first of each group
+    dwte = np.zeros((V, C), dtype=dout.dtype)
+    if starts.size:                                               # (no ids: all zero)
+        dwte[ids_sorted[starts]] = np.add.reduceat(dout[order], starts, axis=0)  # (G, C)
+    return dwte
