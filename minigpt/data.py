@@ -151,12 +151,17 @@ class CharDataset:
         if not train_conversations or not val_conversations:
             raise ValueError("both splits need at least one conversation")
         self.conversations = {"train": train_conversations, "val": val_conversations}
-        texts = {s: "".join(format_conversation(c) for c in convs)
+        texts = {s: [format_conversation(c) for c in convs]
                  for s, convs in self.conversations.items()}
         if tokenizer is None:
-            tokenizer = CharTokenizer.from_texts(list(texts.values()))
+            tokenizer = CharTokenizer.from_texts(["".join(t) for t in texts.values()])
         self.tokenizer = tokenizer
-        self.tokens = {s: self.tokenizer.encode(t, unknown="error") for s, t in texts.items()}
+        self.tokens, self.conversation_starts = {}, {}
+        for split, split_texts in texts.items():
+            pieces = [tokenizer.encode(t, unknown="error") for t in split_texts]
+            lengths = np.array([len(piece) for piece in pieces])
+            self.tokens[split] = np.concatenate(pieces)                     # one stream
+            self.conversation_starts[split] = np.cumsum(lengths) - lengths  # where each begins
         # Characters of dialogue text, markers not counted.
         self.n_chars = sum(len(turn) for convs in self.conversations.values()
                            for c in convs for turn in c)
@@ -169,12 +174,20 @@ class CharDataset:
         return cls(train, val, tokenizer)
 
     def get_batch(self, split: str, batch_size: int, block_size: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                  rng: np.random.Generator, conversation_start_fraction: float = 0.0,
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """B random windows from `split`: x (B, T) inputs, y (B, T) targets, int64.
 
         y is x shifted left by one token: y[b, t] = x[b, t+1] is what the model must
         predict after reading x[b, :t+1]. rng is the caller's, so the caller decides
         what is reproducible.
+
+        conversation_start_fraction: the share of windows (each drawn with this
+        probability) that begin exactly where a conversation begins, instead of at any
+        offset. A chat always starts at position 0 with <|user|>; a window at a random
+        offset starts there only about once in 80 (the average conversation length),
+        so without help the model rarely practises the opening it will be asked.
+        0.0 (the default) draws exactly the windows it always did.
         """
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -190,7 +203,15 @@ class CharDataset:
             raise ValueError(f"block_size {block_size} is too long for the {split!r} split: "
                              f"a window needs block_size + 1 = {block_size + 1} tokens and the "
                              f"split has {len(data)}; use a smaller block_size or more data")
+        if not 0.0 <= conversation_start_fraction <= 1.0:
+            raise ValueError(f"conversation_start_fraction must be in [0, 1], got "
+                             f"{conversation_start_fraction!r}")
         starts = rng.integers(0, len(data) - block_size, size=batch_size)   # (B,)
+        if conversation_start_fraction > 0.0:
+            begins = self.conversation_starts[split]
+            begins = begins[begins < len(data) - block_size]                # room for a window
+            at_begin = rng.random(batch_size) < conversation_start_fraction  # (B,) bool
+            starts = np.where(at_begin, rng.choice(begins, size=batch_size), starts)
         offsets = starts[:, None] + np.arange(block_size)[None, :]           # (B, T)
         x = data[offsets]        # (B, T)
         y = data[offsets + 1]    # (B, T): the next token at every position

@@ -81,6 +81,8 @@ class TrainConfig:
     seed: int = 1337              # parameter init, batches and dropout derive from it
     languages: str = "english,chinese"  # chatterbot-corpus languages, comma-separated
     val_fraction: float = 0.1     # share of conversations held out for validation
+    conversation_start_fraction: float = 0.0  # share of training windows that begin where
+                                              # a conversation begins (data.get_batch)
 
     def __post_init__(self):
         positive = ("max_iters", "batch_size", "eval_interval", "eval_iters")
@@ -110,6 +112,11 @@ class TrainConfig:
         if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got "
                              f"{self.val_fraction!r}")
+        if isinstance(self.conversation_start_fraction, bool) \
+                or not isinstance(self.conversation_start_fraction, (int, float)) \
+                or not 0 <= self.conversation_start_fraction <= 1:
+            raise ValueError(f"TrainConfig.conversation_start_fraction must be in [0, 1], got "
+                             f"{self.conversation_start_fraction!r}")
         if not isinstance(self.out_dir, str) or not self.out_dir:
             raise ValueError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
         if not isinstance(self.languages, str) or not self.language_list():
@@ -490,7 +497,8 @@ def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, pro
                     if it > start:
                         save(it)
                 rng = step_rng(cfg.seed, it)
-                x, y = data.get_batch("train", B, T, rng)                   # (B, T) each
+                x, y = data.get_batch("train", B, T, rng,                   # (B, T) each
+                                      cfg.conversation_start_fraction)
                 _, loss = model.forward(x, y, train=True, rng=rng)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(

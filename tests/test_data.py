@@ -162,6 +162,32 @@ def test_get_batch_covers_the_last_window():
     assert (x == ds.tokens["val"][:-1]).all() and (y == ds.tokens["val"][1:]).all()
 
 
+def test_conversation_starts_are_where_each_conversation_begins(dataset):
+    for split, convs in dataset.conversations.items():
+        data, starts = dataset.tokens[split], dataset.conversation_starts[split]
+        assert len(starts) == len(convs) and starts[0] == 0
+        ends = np.append(starts[1:], len(data))
+        for i in (0, 1, len(convs) // 2, len(convs) - 1):
+            piece = dataset.tokenizer.decode(data[starts[i]:ends[i]])
+            assert piece == format_conversation(convs[i])
+
+
+def test_windows_begin_at_a_conversation_start_in_the_share_asked(dataset):
+    user = dataset.tokenizer.stoi[USER]
+    data, begins = dataset.tokens["train"], dataset.conversation_starts["train"]
+    x, _ = dataset.get_batch("train", 12, 16, np.random.default_rng(0), 1.0)
+    for row in x:                     # every window is the opening of some conversation
+        assert any(np.array_equal(data[b:b + 16], row) for b in begins)
+    shares = {}
+    for fraction in (0.0, 0.5):
+        x, _ = dataset.get_batch("train", 4000, 16, np.random.default_rng(1), fraction)
+        shares[fraction] = np.mean(x[:, 0] == user)
+    # A random offset lands on a <|user|> marker (any turn) a few times in a hundred.
+    assert shares[0.0] < 0.1 and 0.45 < shares[0.5] < 0.6, shares
+    with pytest.raises(ValueError, match="conversation_start_fraction"):
+        dataset.get_batch("train", 2, 8, np.random.default_rng(0), 1.5)
+
+
 def test_block_size_longer_than_the_split_is_a_clear_error(dataset):
     n = len(dataset.tokens["val"])
     with pytest.raises(ValueError, match=f"block_size {n}.*'val'.*{n}"):
