@@ -308,12 +308,16 @@ def load_state(path):
 
 # ----------------------------------------------------------------------------- plot
 def save_loss_plot(history, path, title=""):
-    """Per-step training loss (thin) and the periodic train/val estimates, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")                  # no display needed: write the file only
-    import matplotlib.pyplot as plt
+    """Per-step training loss (thin) and the periodic train/val estimates, as a PNG.
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    The figure is a bare matplotlib Figure, not one made by pyplot: it draws itself
+    to the file and leaves pyplot alone, so a notebook calling train() keeps its
+    inline plots and no window opens.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
     loss = history["loss"]
     ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label="train (step)")
     evals = history["evals"]
@@ -329,7 +333,6 @@ def save_loss_plot(history, path, title=""):
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp)
-    plt.close(fig)
     os.replace(tmp, path)                  # never leave a half-written PNG
 
 

@@ -86,6 +86,23 @@ def test_loss_falls_and_outputs_are_written(tiny_run):
     assert model.config.vocab_size == tokenizer.vocab_size
 
 
+def test_the_loss_plot_leaves_pyplot_and_its_backend_alone(tmp_path, monkeypatch):
+    """A notebook that calls train() must keep its inline plots: no backend switch,
+    no figure left open in pyplot."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from minigpt.train import save_loss_plot
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("save_loss_plot switched matplotlib's backend")
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    before = plt.get_fignums()
+    history = {"loss": [3.0, 2.5, 2.0], "evals": [{"iter": 0, "train": 3.0, "val": 3.1}]}
+    save_loss_plot(history, str(tmp_path / "loss.png"), "title")
+    assert plt.get_fignums() == before
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_one_batch_can_be_overfit():
     """The loop's pieces fit together: 100 steps on one batch drive its loss down."""
     from minigpt.optim import AdamW, clip_grad_norm

@@ -74,11 +74,9 @@ def char_label(token):
 # end a *word validity* score (the share of English words in its replies to unseen
 # questions that are real words of the corpus). The `chat` preset (its settings are
 # printed below, each explained in `minigpt/train.py`) was chosen by the project's
-# measurements to train in about ten minutes on two CPU cores. Quick mode uses the
-# `tiny` preset instead (seconds, and it learns almost nothing).
-# (`train` also saves a loss plot next to the checkpoint, and in doing so switches
-# matplotlib to its file-only backend; the `%matplotlib inline` after it switches the
-# notebook's plots back on.)
+# measurements to train in under ten minutes on two CPU cores. Quick mode uses the
+# `tiny` preset instead (seconds, and it learns almost nothing). `train` also saves
+# the loss plot as `loss.png` next to the checkpoint; we draw it here too.
 
 # %%
 PRESET = "tiny" if QUICK else "chat"
@@ -87,7 +85,6 @@ OUT_DIR = (tempfile.mkdtemp(prefix="minigpt-notebook06-") if QUICK
 print(f"preset {PRESET!r}\nmodel: {PRESETS[PRESET].model}\ntraining: {PRESETS[PRESET].train}")
 result = train(PRESET, out_dir=OUT_DIR, progress=False)
 CKPT = result.checkpoint
-%matplotlib inline
 
 # %% [markdown]
 # The check: the run finished, and the validation loss (on dialogues never trained on)
