@@ -36,8 +36,7 @@ What is printed, and how it is measured:
 - generation: 500 new tokens at batch 1 from a one-token prompt, greedy, with and
   without the KV cache (minigpt.generate, default window slide), then with slide=1
   (nanoGPT's window: past block_size every token is a full pass), then as many as
-  fit in one block, all with one BLAS thread; and that last figure again with BLAS's
-  default threads.
+  fit in one block. At batch 1 generate() runs BLAS on one thread.
 - PyTorch (only if it is installed; never required): the same model in eager mode,
   written like nanoGPT's model.py, loads our weights through minigpt.interop, must
   give the same loss before and after two identical training steps, and is timed
@@ -50,7 +49,6 @@ What is printed, and how it is measured:
 Run: `make bench`, or `.venv/bin/python benchmarks/bench.py --steps 200`.
 """
 import argparse
-import contextlib
 import os
 import platform
 import resource
@@ -64,7 +62,7 @@ from minigpt.config import GPTConfig
 from minigpt.generate import check_slide
 from minigpt.model import GPT
 from minigpt.optim import AdamW, clip_grad_norm
-from minigpt.parallel import run_halves, split_batch
+from minigpt.parallel import one_blas_thread, run_halves, split_batch
 
 REFERENCE = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128,
                       dropout=0.0, bias=False, pos_encoding="learned", dtype="float32")
@@ -279,15 +277,6 @@ def median(xs):
     return statistics.median(xs)
 
 
-def one_blas_thread():
-    """A context in which BLAS uses one thread (needs threadpoolctl; else no change)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def single_threaded(ours, theirs, batches, steps):
     """Both on one core, interleaved: how much work a step is, apart from threads."""
     import minigpt.parallel
@@ -445,19 +434,15 @@ def main():
           f"process max RSS {max_rss / 2**20:.0f} MiB (before importing PyTorch); "
           f"{median(faults):.0f} page faults per step (median)")
 
-    # generation: one sequence is too small to share between cores, so BLAS's threads
-    # only add waiting for each other (on a busy machine, a lot of it): we time it with
-    # one BLAS thread, and show BLAS's default threads on the last line
+    # generation: one sequence is too small to share between cores, so generate() itself
+    # runs batch-1 steps with one BLAS thread (minigpt/parallel.py: one_blas_thread)
     n, m = args.gen_tokens, T - 1          # m: what fits in the block, the cache's regime
     model = ours.model
     slide = check_slide(None, T)
-    with one_blas_thread():
-        fast, slow = time_generation(model, n, True, 3), time_generation(model, n, False, 1)
-        fast_1, slow_1 = (time_generation(model, n, True, 1, slide=1),
-                          time_generation(model, n, False, 1, slide=1))
-        fast_m, slow_m = time_generation(model, m, True, 3), time_generation(model, m, False, 3)
-    default_fast_m = time_generation(model, m, True, 3)
-    default_slow_m = time_generation(model, m, False, 1)
+    fast, slow = time_generation(model, n, True, 3), time_generation(model, n, False, 1)
+    fast_1, slow_1 = (time_generation(model, n, True, 1, slide=1),
+                      time_generation(model, n, False, 1, slide=1))
+    fast_m, slow_m = time_generation(model, m, True, 3), time_generation(model, m, False, 3)
     print(f"\ngeneration at batch 1, greedy, one BLAS thread (block {T}; past it the window "
           f"drops its oldest `slide` tokens and the cache is rebuilt):")
     print(f"  {n} new tokens, slide {slide} (the default): with KV cache {n / fast:,.0f} "
@@ -468,8 +453,6 @@ def main():
           f"speed-up {slow_1 / fast_1:.1f}x")
     print(f"  {m} new tokens (within one block): with KV cache {m / fast_m:,.0f} tokens/s, "
           f"without {m / slow_m:,.0f} tokens/s, speed-up {slow_m / fast_m:.1f}x")
-    print(f"  the same {m} with BLAS's default threads: with KV cache "
-          f"{m / default_fast_m:,.0f} tokens/s, without {m / default_slow_m:,.0f} tokens/s")
     if theirs is not None:
         single_threaded(ours, theirs, batches, max(10, args.steps // 4))
 

@@ -44,6 +44,7 @@ Public API
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -54,6 +55,7 @@ from .ops.embedding import embedding_forward
 from .ops.layernorm import layernorm_forward
 from .ops.linear import linear_forward
 from .ops.softmax import softmax_forward
+from .parallel import one_blas_thread
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -248,22 +250,26 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
         logits, _ = model.forward(context)
         return logits[:, -1]
 
+    # One sequence is too small to share between cores: BLAS on one thread (parallel.py)
+    blas = one_blas_thread if B == 1 else contextlib.nullcontext
     cache = None
-    logits = window_logits()
+    with blas():
+        logits = window_logits()
     for step in range(max_new_tokens):
         ids = sample_next(logits, temperature, top_k, top_p, greedy, rng)   # (B,)
         yield (ids, logits) if with_logits else ids
         if step == max_new_tokens - 1:
             break                                    # no one will read the next logits
         context = np.concatenate([context, ids[:, None]], axis=1)      # (B, T + 1)
-        if context.shape[1] <= bs:                   # still fits: the window stays put
-            if use_cache:
-                logits = forward_cached(model, ids[:, None], cache)     # one position
-            else:
-                logits = window_logits()
-        else:                                        # outgrown: drop the oldest `slide`
-            context = context[:, slide:]             # (B, bs + 1 - slide)
-            logits = window_logits()                 # positions shifted: rebuild
+        with blas():
+            if context.shape[1] <= bs:               # still fits: the window stays put
+                if use_cache:
+                    logits = forward_cached(model, ids[:, None], cache)  # one position
+                else:
+                    logits = window_logits()
+            else:                                    # outgrown: drop the oldest `slide`
+                context = context[:, slide:]         # (B, bs + 1 - slide)
+                logits = window_logits()             # positions shifted: rebuild
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,

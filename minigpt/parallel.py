@@ -29,6 +29,7 @@ BLAS calls stall whenever one of its threads loses its core, against 153 ms as t
 threaded halves. On idle cores the difference is smaller: there the halves win the
 second core for NumPy's elementwise work, about a third of a step's CPU time.
 """
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,23 @@ ENABLED = True                 # False: run the halves one after the other (same
 
 _pool = None                   # one worker thread, created on first use
 _blas = None                   # threadpoolctl's handle on the BLAS library
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread (without threadpoolctl: no change).
+
+    For work too small to share between cores, such as generating one sequence a
+    token at a time: there BLAS's threads only wait for each other, and when other
+    jobs hold the cores they wait far longer (generating 200 characters with
+    slide=1 while a training run used both cores: 7.6 s with BLAS's two threads,
+    1.6 s with one).
+    """
+    global _blas
+    if ThreadpoolController is None:
+        return contextlib.nullcontext()
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
 
 
 def split_batch(B):
@@ -65,6 +83,7 @@ def run_halves(fn, jobs):
         return [fn(*args) for args in jobs]
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minigpt-half")
+    if _blas is None:
         _blas = ThreadpoolController()
     first, second = jobs
     with _blas.limit(limits=cores // 2, user_api="blas"):

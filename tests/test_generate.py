@@ -191,3 +191,21 @@ def test_temperature_zero_is_fine_when_greedy_is_explicit():
 def test_bad_prompts_are_refused(idx, word):
     with pytest.raises(ValueError, match=word):
         generate(make_model(), idx, 3)
+
+
+def test_batch_1_generation_runs_blas_on_one_thread_and_restores_it(monkeypatch):
+    """One sequence is too small to share between cores (minigpt/parallel.py)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    real = gen.forward_cached
+    monkeypatch.setattr(gen, "forward_cached",
+                        lambda *a: (seen.append(blas_threads()), real(*a))[1])
+    generate(make_model(), np.array([[1, 2, 3]]), 12, greedy=True)    # past block_size 8
+    assert len(seen) > 4 and all(threads == [1] * len(before) for threads in seen)
+    assert blas_threads() == before                                    # given back
