@@ -45,6 +45,14 @@ _pool = None                   # one worker thread, created on first use
 _blas = None                   # threadpoolctl's handle on the BLAS library
 
 
+def _blas_limit(threads):
+    """threadpoolctl's context limiting BLAS to `threads` (its handle made once)."""
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=threads, user_api="blas")
+
+
 def one_blas_thread():
     """A context in which BLAS uses one thread (without threadpoolctl: no change).
 
@@ -54,12 +62,9 @@ def one_blas_thread():
     slide=1 while a training run used both cores: 7.6 s with BLAS's two threads,
     1.6 s with one).
     """
-    global _blas
     if ThreadpoolController is None:
         return contextlib.nullcontext()
-    if _blas is None:
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
+    return _blas_limit(1)
 
 
 def split_batch(B):
@@ -75,7 +80,7 @@ def run_halves(fn, jobs):
     This thread runs the first job while a worker thread runs the second, each
     with BLAS limited to half of the cores, so the two do not fight over them.
     """
-    global _pool, _blas
+    global _pool
     cores = os.cpu_count() or 1
     in_worker = threading.current_thread().name.startswith("minigpt-half")  # no nesting
     if len(jobs) == 1 or not ENABLED or cores < 2 or ThreadpoolController is None \
@@ -83,10 +88,8 @@ def run_halves(fn, jobs):
         return [fn(*args) for args in jobs]
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minigpt-half")
-    if _blas is None:
-        _blas = ThreadpoolController()
     first, second = jobs
-    with _blas.limit(limits=cores // 2, user_api="blas"):
+    with _blas_limit(cores // 2):
         future = _pool.submit(fn, *second)
         try:
             result = fn(*first)
