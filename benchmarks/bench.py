@@ -36,7 +36,9 @@ What is printed, and how it is measured:
 - generation: 500 new tokens at batch 1 from a one-token prompt, greedy, with and
   without the KV cache (minigpt.generate, default window slide), then with slide=1
   (nanoGPT's window: past block_size every token is a full pass), then as many as
-  fit in one block. At batch 1 generate() runs BLAS on one thread.
+  fit in one block. With and without the cache run in turn (the median of 3 each;
+  1 each for slide=1), like the training steps. At batch 1 generate() runs BLAS on
+  one thread.
 - PyTorch (only if it is installed; never required): the same model in eager mode,
   written like nanoGPT's model.py, loads our weights through minigpt.interop, must
   give the same loss before and after two identical training steps, and is timed
@@ -303,15 +305,21 @@ def single_threaded(ours, theirs, batches, steps):
           f"PyTorch {ms(theirs_t)}, ratio {median(ours_t) / median(theirs_t):.2f}")
 
 
-def time_generation(model, n_new, use_cache, repeats, slide=None):
+def time_generation(model, n_new, repeats, slide=None):
+    """Median seconds to generate n_new tokens, (with the KV cache, without it).
+
+    The two are run in turn, repeats times each, so that other jobs on the machine
+    slow both alike (as for the training step); the ratio is what we compare.
+    """
     idx = np.zeros((1, 1), dtype=np.int64)
-    times = []
+    times = {True: [], False: []}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = model.generate(idx, n_new, greedy=True, use_cache=use_cache, slide=slide)
-        times.append(time.perf_counter() - t0)
-    assert out.shape == (1, 1 + n_new)
-    return median(times)
+        for use_cache in (True, False):
+            t0 = time.perf_counter()
+            out = model.generate(idx, n_new, greedy=True, use_cache=use_cache, slide=slide)
+            times[use_cache].append(time.perf_counter() - t0)
+            assert out.shape == (1, 1 + n_new)
+    return median(times[True]), median(times[False])
 
 
 def main():
@@ -439,10 +447,9 @@ def main():
     n, m = args.gen_tokens, T - 1          # m: what fits in the block, the cache's regime
     model = ours.model
     slide = check_slide(None, T)
-    fast, slow = time_generation(model, n, True, 3), time_generation(model, n, False, 1)
-    fast_1, slow_1 = (time_generation(model, n, True, 1, slide=1),
-                      time_generation(model, n, False, 1, slide=1))
-    fast_m, slow_m = time_generation(model, m, True, 3), time_generation(model, m, False, 3)
+    fast, slow = time_generation(model, n, 3)
+    fast_1, slow_1 = time_generation(model, n, 1, slide=1)
+    fast_m, slow_m = time_generation(model, m, 3)
     print(f"\ngeneration at batch 1, greedy, one BLAS thread (block {T}; past it the window "
           f"drops its oldest `slide` tokens and the cache is rebuilt):")
     print(f"  {n} new tokens, slide {slide} (the default): with KV cache {n / fast:,.0f} "
