@@ -124,10 +124,10 @@ plt.show()
 #
 # Some of these lines open a dialogue of the corpus, others do not (the table says
 # which), among them the text's example. Expect replies that begin the way the corpus's
-# answers begin and then, under greedy decoding, often fall into a loop of frequent
-# words: for a small model the likeliest continuation of "the " can be "the " again,
-# and greedy decoding has no way out. A reply also stops at 256 characters if the
-# model never writes `<|end|>`.
+# answers begin. Most end with `<|end|>`, but greedy decoding can also fall into a loop
+# of frequent words: for a small model the likeliest continuation of "the " can be
+# "the " again, and greedy decoding has no way out. So a reply also stops at 256
+# characters if the model never writes `<|end|>`.
 
 # %%
 lines = ["Hello", "How are you?", "What is AI?", "Who are you?", "What is your name?",
