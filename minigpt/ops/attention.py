@@ -23,6 +23,7 @@ Masked scores have att = 0, so their ds is 0: no gradient leaks to the future.
 Cached: q, k, v, att and the dropout mask.
 """
 import functools
+import math
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def attention_forward(q, k, v, dropout=0.0, rng=None):
     """q: (B, nh, Tq, hs), k, v: (B, nh, Tk, hs) -> y (B, nh, Tq, hs), cache."""
     Tq, hs = q.shape[-2:]
     Tk = k.shape[-2]
-    scale = 1.0 / float(np.sqrt(hs))        # Python float: keeps the dtype of q
+    scale = 1.0 / math.sqrt(hs)             # Python float: keeps the dtype of q
     s = (q @ k.swapaxes(-1, -2)) * scale                        # (B, nh, Tq, Tk)
     if Tq > 1:         # one query (a cached generation step) is the newest position:
         s += causal_bias(Tq, Tk, s.dtype)       # it may see every key; else no peeking
