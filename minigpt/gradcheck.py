@@ -22,6 +22,14 @@ wrong term anywhere still shows far above the default threshold of 1e-7. Each
 tensor's line also prints its own scale, so a suspiciously tiny one stands out.
 Use float64: float32 round-off alone is ~1e-7 relative.
 
+Choosing the step h. The centered difference errs by round-off, ~1e-16 * |L| / h,
+and by truncation, ~h^2 * (third derivative of L) / 6; the default h = 1e-6 keeps
+both far below the threshold for most layers. Where the outputs are O(1) but the
+whole gradient is tiny, as for a saturated softmax or sigmoid, round-off can reach
+the threshold by itself: a check that fails by a little there (1e-7 to 1e-6) may
+pass at h = 1e-4, where round-off is 100x smaller (tests/test_ops.py, test_softmax,
+works through one such row). A wrong backward fails at every h.
+
 Use it on your own layer:
 
     >>> import numpy as np
