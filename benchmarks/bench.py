@@ -38,7 +38,9 @@ What is printed, and how it is measured:
   (nanoGPT's window: past block_size every token is a full pass), then as many as
   fit in one block. With and without the cache run in turn (the median of 3 each;
   1 each for slide=1), like the training steps. At batch 1 generate() runs BLAS on
-  one thread.
+  one thread. Then the two costs of cached generation, timed apart: one step (one
+  new position) and one rebuild of the cache when the window moves (a prefill of
+  block_size + 1 - slide positions, once every `slide` tokens).
 - PyTorch (only if it is installed; never required): the same model in eager mode,
   written like nanoGPT's model.py, loads our weights through minigpt.interop, must
   give the same loss before and after two identical training steps, and is timed
@@ -61,7 +63,7 @@ import tracemalloc
 import numpy as np
 
 from minigpt.config import GPTConfig
-from minigpt.generate import check_slide
+from minigpt.generate import KVCache, check_slide, forward_cached
 from minigpt.model import GPT
 from minigpt.optim import AdamW, clip_grad_norm
 from minigpt.parallel import one_blas_thread, run_halves, split_batch
@@ -322,6 +324,32 @@ def time_generation(model, n_new, repeats, slide=None):
     return median(times[True]), median(times[False])
 
 
+def time_cached_parts(model, slide, rounds=5):
+    """Median seconds of one cached step (one new position) and of one cache rebuild.
+
+    The step is timed at every position of the block from 1 to block_size - 1; the
+    rebuild is the prefill generate() runs when the window moves: block_size + 1 -
+    slide positions into a fresh cache.
+    """
+    T = model.config.block_size
+    one = np.zeros((1, 1), dtype=np.int64)
+    steps, rebuilds = [], []
+    with one_blas_thread():                      # as generate() runs them at batch 1
+        for _ in range(rounds):
+            cache = KVCache(model, 1)
+            forward_cached(model, one, cache)
+            for _ in range(T - 1):
+                t0 = time.perf_counter()
+                forward_cached(model, one, cache)
+                steps.append(time.perf_counter() - t0)
+            window = np.zeros((1, T + 1 - slide), dtype=np.int64)
+            for _ in range(2):
+                t0 = time.perf_counter()
+                forward_cached(model, window, KVCache(model, 1))
+                rebuilds.append(time.perf_counter() - t0)
+    return median(steps), median(rebuilds)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=150, help="timed training steps")
@@ -460,6 +488,12 @@ def main():
           f"speed-up {slow_1 / fast_1:.1f}x")
     print(f"  {m} new tokens (within one block): with KV cache {m / fast_m:,.0f} tokens/s, "
           f"without {m / slow_m:,.0f} tokens/s, speed-up {slow_m / fast_m:.1f}x")
+    step_s, rebuild_s = time_cached_parts(model, slide)
+    per_token = step_s + rebuild_s / slide
+    print(f"  where the cached time goes: one step {step_s * 1e6:.0f} us (median over the "
+          f"block), one rebuild ({T + 1 - slide} positions) {rebuild_s * 1e3:.2f} ms, once "
+          f"every {slide} tokens = {rebuild_s / slide * 1e6:.0f} us per token; together "
+          f"{per_token * 1e6:.0f} us, at most {1 / per_token:,.0f} tokens/s past the block")
     if theirs is not None:
         single_threaded(ours, theirs, batches, max(10, args.steps // 4))
 
