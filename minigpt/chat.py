@@ -27,6 +27,7 @@ import sys
 import numpy as np
 
 from .generate import check_sampling_args, check_slide, make_rng, stream
+from .parallel import one_blas_thread
 from .tokenizer import BOT, END, SPECIAL_TOKENS, USER
 
 DEFAULT_CHECKPOINT = os.path.join("out", "chat", "ckpt.npz")
@@ -124,7 +125,8 @@ class Chatbot:
 
     def reply(self, text: str) -> str:
         """The whole reply to `text`, as one string."""
-        return "".join(self.stream_reply(text))
+        with one_blas_thread():          # once for the reply, not per character
+            return "".join(self.stream_reply(text))
 
 
 # ----------------------------------------------------------------------------- Python API

@@ -290,12 +290,15 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
                          f"got {stop_token!r}")
     out = [idx]
     done = np.zeros(idx.shape[0], dtype=bool)
-    for ids in stream(model, idx, max_new_tokens, temperature, top_k, top_p, greedy, rng,
-                      use_cache, slide=slide):
-        if stop_token is not None:
-            ids = np.where(done, stop_token, ids)
-            done |= ids == stop_token
-        out.append(ids[:, None])
-        if done.all():
-            break
+    # one BLAS setting for the whole loop rather than one per step (see one_blas_thread)
+    blas = one_blas_thread if idx.shape[0] == 1 else contextlib.nullcontext
+    with blas():
+        for ids in stream(model, idx, max_new_tokens, temperature, top_k, top_p, greedy,
+                          rng, use_cache, slide=slide):
+            if stop_token is not None:
+                ids = np.where(done, stop_token, ids)
+                done |= ids == stop_token
+            out.append(ids[:, None])
+            if done.all():
+                break
     return np.concatenate(out, axis=1)

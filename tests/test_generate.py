@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import minigpt.generate as gen
+import minigpt.parallel as parallel
 from minigpt.config import GPTConfig
 from minigpt.generate import generate, sample_next, stream
 from minigpt.model import GPT
@@ -209,3 +210,13 @@ def test_batch_1_generation_runs_blas_on_one_thread_and_restores_it(monkeypatch)
     generate(make_model(), np.array([[1, 2, 3]]), 12, greedy=True)    # past block_size 8
     assert len(seen) > 4 and all(threads == [1] * len(before) for threads in seen)
     assert blas_threads() == before                                    # given back
+
+
+def test_generate_sets_blas_once_not_per_token(monkeypatch):
+    """Setting BLAS's threads costs 10-100 us: once per call, not once per token."""
+    pytest.importorskip("threadpoolctl")
+    calls = []
+    real = parallel._blas_limit
+    monkeypatch.setattr(parallel, "_blas_limit", lambda n: (calls.append(n), real(n))[1])
+    generate(make_model(), np.array([[1, 2, 3]]), 12, greedy=True)
+    assert calls == [1]

@@ -77,3 +77,29 @@ def test_split_batch():
     assert parallel.split_batch(1) == [slice(0, 1)]
     assert parallel.split_batch(12) == [slice(0, 6), slice(6, 12)]
     assert parallel.split_batch(5) == [slice(0, 2), slice(2, 5)]
+
+
+def test_one_blas_thread_nests_and_only_the_outermost_sets_blas(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    calls = []
+    real = parallel._blas_limit
+    monkeypatch.setattr(parallel, "_blas_limit", lambda n: (calls.append(n), real(n))[1])
+    with parallel.one_blas_thread():
+        with parallel.one_blas_thread():
+            assert blas_threads() == [1] * len(before)
+        assert blas_threads() == [1] * len(before)          # the inner exit gave nothing back
+        with pytest.raises(RuntimeError):
+            with parallel.one_blas_thread():
+                raise RuntimeError("a failing step")
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before                         # the outermost exit did
+    assert calls == [1]                                     # and only it talked to BLAS
+    with parallel.one_blas_thread():                        # the count went back to zero
+        pass
+    assert calls == [1, 1]
