@@ -36,7 +36,7 @@ What is printed, and how it is measured:
 - generation: 500 new tokens at batch 1 from a one-token prompt, greedy, with and
   without the KV cache (minigpt.generate, default window slide), then with slide=1
   (nanoGPT's window: past block_size every token is a full pass), then as many as
-  fit in one block. With and without the cache run in turn (the median of 3 each;
+  fit in one block. With and without the cache run in turn (the median of 5 each;
   1 each for slide=1), like the training steps. At batch 1 generate() runs BLAS on
   one thread. Then the two costs of cached generation, timed apart: one step (one
   new position) and one rebuild of the cache when the window moves (a prefill of
@@ -475,9 +475,9 @@ def main():
     n, m = args.gen_tokens, T - 1          # m: what fits in the block, the cache's regime
     model = ours.model
     slide = check_slide(None, T)
-    fast, slow = time_generation(model, n, 3)
+    fast, slow = time_generation(model, n, 5)
     fast_1, slow_1 = time_generation(model, n, 1, slide=1)
-    fast_m, slow_m = time_generation(model, m, 3)
+    fast_m, slow_m = time_generation(model, m, 5)
     print(f"\ngeneration at batch 1, greedy, one BLAS thread (block {T}; past it the window "
           f"drops its oldest `slide` tokens and the cache is rebuilt):")
     print(f"  {n} new tokens, slide {slide} (the default): with KV cache {n / fast:,.0f} "
