@@ -66,9 +66,9 @@ def one_blas_thread():
     1.6 s with one).
 
     Contexts nest, and only the outermost one talks to BLAS. Setting the limit and
-    giving it back costs 10-25 us on an idle machine and up to 100 us on a busy one,
-    as much as a tenth of a generated token; so generate() holds one context around
-    the whole loop, and the one that stream() opens around each step is then free.
+    giving it back costs 12-25 us on an idle machine and more on a busy one, a few
+    percent of a generated token; so generate() holds one context around the whole
+    loop, and the one that stream() opens around each step then costs ~4 us.
     Like the BLAS setting it guards, the count is one for the whole process.
     """
     global _held
