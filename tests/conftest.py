@@ -6,7 +6,10 @@ HYPOTHESIS_PROFILE=thorough runs 500 examples per property, for a deeper search.
 """
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+import minigpt.parallel as parallel
 
 settings.register_profile("dev", deadline=None, max_examples=25,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -14,3 +17,20 @@ settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=
                           print_blob=True)
 settings.register_profile("thorough", parent=settings.get_profile("dev"), max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def blas_threads():
+    """A function: the thread count of every BLAS library loaded (skips without threadpoolctl)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return lambda: [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                    if i["user_api"] == "blas"]
+
+
+@pytest.fixture
+def blas_limit_calls(monkeypatch):
+    """The list of thread counts parallel._blas_limit is asked for (it still sets them)."""
+    calls = []
+    real = parallel._blas_limit
+    monkeypatch.setattr(parallel, "_blas_limit", lambda n: (calls.append(n), real(n))[1])
+    return calls

@@ -79,17 +79,9 @@ def test_split_batch():
     assert parallel.split_batch(5) == [slice(0, 2), slice(2, 5)]
 
 
-def test_one_blas_thread_nests_and_only_the_outermost_sets_blas(monkeypatch):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def blas_threads():
-        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
-                if i["user_api"] == "blas"]
-
-    before = blas_threads()
-    calls = []
-    real = parallel._blas_limit
-    monkeypatch.setattr(parallel, "_blas_limit", lambda n: (calls.append(n), real(n))[1])
+def test_one_blas_thread_nests_and_only_the_outermost_sets_blas(blas_threads,
+                                                                blas_limit_calls):
+    before, calls = blas_threads(), blas_limit_calls
     with parallel.one_blas_thread():
         with parallel.one_blas_thread():
             assert blas_threads() == [1] * len(before)
