@@ -223,6 +223,13 @@ def check_slide(slide, block_size):
     return int(slide)
 
 
+def blas_for(B):
+    """The BLAS setting for generating B sequences: one thread when B == 1 (one
+    sequence is too small to share between cores, see parallel.one_blas_thread),
+    else BLAS's own. A context manager."""
+    return one_blas_thread() if B == 1 else contextlib.nullcontext()
+
+
 def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
            greedy=False, rng=None, use_cache=True, with_logits=False, slide=None):
     """Yield each new token as it is chosen: (B,) ids, or (ids, logits (B, V)).
@@ -250,10 +257,8 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
         logits, _ = model.forward(context)
         return logits[:, -1]
 
-    # One sequence is too small to share between cores: BLAS on one thread (parallel.py)
-    blas = one_blas_thread if B == 1 else contextlib.nullcontext
     cache = None
-    with blas():
+    with blas_for(B):
         logits = window_logits()
     for step in range(max_new_tokens):
         ids = sample_next(logits, temperature, top_k, top_p, greedy, rng)   # (B,)
@@ -261,7 +266,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
         if step == max_new_tokens - 1:
             break                                    # no one will read the next logits
         context = np.concatenate([context, ids[:, None]], axis=1)      # (B, T + 1)
-        with blas():
+        with blas_for(B):
             if context.shape[1] <= bs:               # still fits: the window stays put
                 if use_cache:
                     logits = forward_cached(model, ids[:, None], cache)  # one position
@@ -290,9 +295,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
                          f"got {stop_token!r}")
     out = [idx]
     done = np.zeros(idx.shape[0], dtype=bool)
-    # one BLAS setting for the whole loop rather than one per step (see one_blas_thread)
-    blas = one_blas_thread if idx.shape[0] == 1 else contextlib.nullcontext
-    with blas():
+    with blas_for(idx.shape[0]):      # once for the loop: stream's per-step ones are free
         for ids in stream(model, idx, max_new_tokens, temperature, top_k, top_p, greedy,
                           rng, use_cache, slide=slide):
             if stop_token is not None:
