@@ -52,6 +52,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+ERROR_FLOOR = 1e-16        # where GradcheckReport.plot draws a rel_error of exactly 0
+
+
 @dataclass
 class TensorCheck:
     """The comparison for one input tensor."""
@@ -74,7 +77,8 @@ class TensorCheck:
 
 @dataclass
 class GradcheckReport:
-    """Per-tensor results; `ok` is the verdict, `str(report)` a readable table."""
+    """Per-tensor results: `ok` is the verdict, `str(report)` a readable table,
+    `report["x"]` one tensor's TensorCheck, `report.plot()` a bar chart."""
     checks: list = field(default_factory=list)
     threshold: float = 1e-7
 
@@ -87,7 +91,38 @@ class GradcheckReport:
         return max((c.rel_error for c in self.checks), default=0.0)
 
     def __getitem__(self, name) -> TensorCheck:
-        return next(c for c in self.checks if c.name == name)
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(f"no tensor {name!r} in this report; checked: "
+                       f"{[c.name for c in self.checks]}")
+
+    def plot(self, ax=None, title=None):
+        """A bar per tensor: its rel_error on a log axis, the threshold as a dashed
+        line, bars of failing tensors in red. Draws on ax (a new figure if None) and
+        returns the matplotlib Axes.
+
+        A rel_error of exactly 0 (every difference agrees to the last bit) has no
+        place on a log axis; its bar is drawn at ERROR_FLOOR = 1e-16, about float64's
+        relative round-off, below which no finite difference can see anyway.
+        """
+        import matplotlib.pyplot as plt      # here: `import minigpt` needs no matplotlib
+        n = len(self.checks)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(min(12.0, 3.0 + 0.3 * n), 3.8), layout="tight")
+        errors = [max(c.rel_error, ERROR_FLOOR) for c in self.checks]
+        colors = ["tab:blue" if c.rel_error <= self.threshold else "tab:red"
+                  for c in self.checks]
+        ax.bar(range(n), errors, color=colors)
+        ax.axhline(self.threshold, color="red", ls="--", label=f"threshold {self.threshold:g}")
+        ax.set_xticks(range(n), [c.name for c in self.checks], rotation=60, ha="right",
+                      fontsize=8 if n <= 20 else 7)
+        ax.set_yscale("log")
+        ax.set_ylabel("relative error")
+        ax.set_title(title or f"gradcheck {'PASS' if self.ok else 'FAIL'}: "
+                              f"max rel error {self.max_rel_error:.1e}")
+        ax.legend()
+        return ax
 
     def __str__(self):
         verdict = "PASS" if self.ok else "FAIL"

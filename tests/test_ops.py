@@ -232,6 +232,32 @@ def test_gradcheck_catches_a_wrong_backward(op, fwd, bwd):
     assert 1e-3 < report["x"].rel_error < 0.1
 
 
+def test_report_names_a_missing_tensor():
+    report = gradcheck(gelu_forward, lambda d, c: {"x": gelu_backward(d, c)},
+                       {"x": np.ones((2, 2))})
+    with pytest.raises(KeyError, match=r"no tensor 'w'.*checked: \['x'\]"):
+        report["w"]
+
+
+def test_report_plot_draws_each_error_against_the_threshold():
+    """One bar per tensor at its rel_error (0 drawn at the floor), failures in red."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    from minigpt.gradcheck import ERROR_FLOOR, GradcheckReport, TensorCheck
+    errors = {"exact": 0.0, "good": 3e-10, "wrong": 2e-2}
+    report = GradcheckReport([TensorCheck(name, (2,), e, (0,), 1.0, 1.0, 2, 1.0)
+                              for name, e in errors.items()], threshold=1e-7)
+    ax = report.plot(ax=Figure().add_subplot())
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == [ERROR_FLOOR, 3e-10, 2e-2]
+    assert [b.get_facecolor() == to_rgba("tab:red") for b in bars] == [False, False, True]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(errors)
+    assert [tuple(line.get_ydata()) for line in ax.get_lines()] == [(1e-7, 1e-7)]
+    assert ax.get_yscale() == "log"
+    assert "FAIL" in ax.get_title()
+
+
 def test_check_prints_one_line_verdicts(capsys):
     """minigpt.gradcheck.check, the exercises' PASS/FAIL line."""
     from minigpt.gradcheck import check
