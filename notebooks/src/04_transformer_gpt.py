@@ -113,15 +113,7 @@ report = gradcheck(block, block_grads, {"x": rng.standard_normal((2, 5, config.n
 print(report)
 assert report.ok
 
-fig, ax = plt.subplots(figsize=(8, 3.5))
-ax.bar(range(len(report.checks)), [max(c.rel_error, 1e-16) for c in report.checks])
-ax.axhline(report.threshold, color="red", ls="--", label="threshold")
-ax.set_xticks(range(len(report.checks)), [c.name for c in report.checks], rotation=60,
-              ha="right", fontsize=8)
-ax.set_yscale("log")
-ax.set_ylabel("relative error")
-ax.set_title("One block: analytic vs numeric gradient, per tensor")
-ax.legend()
+report.plot(title="One block: analytic vs numeric gradient, per tensor")
 plt.show()
 
 # %% [markdown]
@@ -403,16 +395,7 @@ print(f"{sum(c.checked for c in report.checks):,} of {tiny.num_params():,} param
 print(report)
 assert report.ok
 
-fig, ax = plt.subplots(figsize=(10, 3.8))
-ax.bar(range(len(report.checks)), [max(c.rel_error, 1e-16) for c in report.checks])
-ax.axhline(report.threshold, color="red", ls="--", label=f"threshold {report.threshold:g}")
-ax.set_xticks(range(len(report.checks)), [c.name for c in report.checks], rotation=70,
-              ha="right", fontsize=7)
-ax.set_yscale("log")
-ax.set_ylabel("relative error")
-ax.set_title("Whole GPT: every parameter's hand-derived gradient vs finite differences")
-ax.legend()
-plt.tight_layout()
+report.plot(title="Whole GPT: every parameter's hand-derived gradient vs finite differences")
 plt.show()
 
 # %% [markdown]
