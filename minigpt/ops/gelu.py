@@ -9,9 +9,9 @@ We compute it through the identity 0.5 (1 + tanh u) = sigmoid(2u), so
 Same value, better digits: for very negative x, tanh(u) is -1 + (something tiny) and
 "1 + tanh(u)" cancels to a handful of correct digits, while 1 / (1 + exp(-2u)) keeps
 them all (a large exp, plus 1, inverted: each step exact to a rounding). For x below
-about -9 (float32) or -19 (float64) exp(-2u) overflows to inf and s = 1 / inf = 0,
-which is the right limit (the true s is below the smallest normal number); we silence
-NumPy's overflow warning for that case only.
+about -10.1 (float32) or -21.2 (float64), exp(-2u) overflows to inf and
+s = 1 / inf = 0, which is the right limit (the true s is below the smallest normal
+number); we silence NumPy's overflow warning for that case only.
 
 Backward, by the product rule on y = x s(u(x)):
     dy/dx = s                                  term 1: x's direct factor
