@@ -27,7 +27,9 @@ class AdamW:
 
     "Decoupled": the decay term wd * p is added to the update, not to the gradient.
     Added to g (classic L2), it would pass through m / sqrt(v) and be rescaled per
-    coordinate, so weights with large gradients would be decayed less.
+    coordinate, so weights with large gradients would be decayed less. lr multiplies
+    the decay too, as in torch.optim.AdamW; the paper multiplies it by the schedule's
+    factor alone (lr_t / peak lr), so the paper's lambda is our peak lr * wd.
 
     Weight decay applies only to params with ndim >= 2 (the weight matrices and the
     embeddings). Biases and LayerNorm gains/shifts are 1-D: they are few, they do not
@@ -137,11 +139,13 @@ def clip_grad_norm(grads: dict, max_norm: float) -> float:
         norm = sqrt(sum over every grad array g of sum(g**2))
         if norm > max_norm:  g *= max_norm / norm   (for every g)
 
-    One factor for all grads keeps the update's direction; only its length changes.
+    One factor for all grads keeps the gradient's direction; only its length changes.
     Gradients already within max_norm are left untouched.
 
     Returns the norm BEFORE clipping (worth logging: spikes show instability). If it
-    is NaN or inf nothing is scaled; the caller should skip that step.
+    is NaN or inf nothing is scaled (max_norm / inf would zero every finite grad and
+    turn the inf ones into NaN); the caller should skip that step. In float32 the norm
+    is also inf once it passes ~1.8e19, where the sum of squares overflows.
     """
     if max_norm <= 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
@@ -151,7 +155,7 @@ def clip_grad_norm(grads: dict, max_norm: float) -> float:
     # 1.03 ms for squaring every grad into a float64 temporary.
     total = sum(float(np.vdot(g, g)) for g in grads.values())
     norm = math.sqrt(total)
-    if norm > max_norm:
+    if math.isfinite(norm) and norm > max_norm:
         scale = max_norm / norm
         for g in grads.values():
             g *= scale
@@ -166,8 +170,9 @@ def lr_at(step: int, *, lr: float, min_lr: float, warmup_iters: int, max_iters: 
                                           r = (step - warmup_iters) / (max_iters - warmup_iters)
         step >= max_iters:                min_lr
 
-    So lr_at(0) = 0, lr_at(warmup_iters) = lr, lr_at(max_iters) = min_lr. Warmup keeps
-    the first steps small while Adam's v is still a poor estimate of the gradient scale.
+    For 0 < warmup_iters < max_iters: lr_at(0) = 0, lr_at(warmup_iters) = lr,
+    lr_at(max_iters) = min_lr. Warmup keeps the first steps small while Adam's v is
+    still a poor estimate of the gradient scale.
     """
     if step < 0 or warmup_iters < 0 or max_iters < warmup_iters:
         raise ValueError(f"need step >= 0 and 0 <= warmup_iters <= max_iters; got step={step}, "

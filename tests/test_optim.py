@@ -186,6 +186,20 @@ def test_clip_grad_norm(scale, max_norm, seed):
     assert {k: id(v) for k, v in grads.items()} == ids
 
 
+@pytest.mark.parametrize("grads", [
+    {"a": np.array([np.inf, 1.0]), "b": np.array([2.0, 3.0])},
+    {"a": np.array([np.nan, 1.0]), "b": np.array([2.0, 3.0])},
+    {"a": np.full(3, 1e20, dtype=np.float32)},        # finite, but its square overflows
+], ids=["inf", "nan", "float32-overflow"])
+def test_clip_grad_norm_leaves_grads_alone_when_the_norm_is_not_finite(grads):
+    """The caller skips such a step; scaling by max_norm / inf would zero the grads."""
+    before = {k: v.copy() for k, v in grads.items()}
+    norm = clip_grad_norm(grads, 1.0)
+    assert not math.isfinite(norm)
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], before[k])
+
+
 def test_clip_grad_norm_rejects_non_positive_max_norm():
     with pytest.raises(ValueError):
         clip_grad_norm({"a": np.ones(3)}, 0.0)
