@@ -10,9 +10,9 @@ unwinds them in reverse order. Parameters arrive as a dict whose keys are the
 local names ("ln_1.w", "attn.c_attn.w", ...); gradients leave as a dict with the
 same keys, so the gradient tree mirrors the parameter tree.
 
-A residual connection y = x + f(x) has dy/dx = 1 + df/dx: the upstream gradient
-flows through unchanged *and* through f, and the two are added. That identity path
-is why deep stacks of blocks still train.
+A residual connection y = x + f(x) has the Jacobian dy/dx = I + df/dx (I the
+identity): the upstream gradient flows through unchanged *and* through f, and the
+two are added. That identity path is why deep stacks of blocks still train.
 """
 import numpy as np
 
@@ -54,7 +54,8 @@ def self_attention_forward(x, p, n_head, dropout=0.0, rng=None):
 
 
 def self_attention_backward(dout, cache):
-    """dout: (B, T, C) -> dx (B, T, C), grads dict (same keys as p)."""
+    """dout: (B, T, C) -> dx (B, T, C), grads dict: p's keys, with "c_attn.b" and
+    "c_proj.b" None when p has no biases (put_grads drops those)."""
     c_attn, c_sdpa, c_proj, n_head = cache
     dy, dw_proj, db_proj = linear_backward(dout, c_proj)               # (B, T, C)
     dq, dk, dv = attention_backward(split_heads(dy, n_head), c_sdpa)    # (B, nh, T, hs)

@@ -55,7 +55,7 @@ def param_shapes(config: GPTConfig) -> dict:
 
 
 def init_params(config: GPTConfig, seed: int = 0) -> dict:
-    """GPT-2 initialisation: weights ~ N(0, 0.02), biases 0, layer-norm gains 1.
+    """GPT-2 initialisation: weights ~ N(0, 0.02^2) (std 0.02), biases 0, layer-norm gains 1.
 
     The two projections that write into the residual stream (attn.c_proj, mlp.c_proj)
     get std 0.02 / sqrt(2 * n_layer): each block adds two terms to the stream, and
@@ -224,7 +224,7 @@ class GPT:
             dlogits = cross_entropy_backward(weight, c_loss)           # (B, T, V)
 
         grads = {}
-        # LM head: logits = x @ wte^T, so the head's weight gradient is dW^T
+        # LM head: logits = x @ W with W = wte^T, so wte's gradient from the head is dW^T
         dx, dwte_T, _ = linear_backward(dlogits, c_head)
         dwte = dwte_T.T.copy()                                          # (V, C)
         dx, grads["ln_f.w"], db = layernorm_backward(dx, c_lnf)

@@ -7,8 +7,9 @@ for every head at once, with q (B, nh, Tq, hs), k and v (B, nh, Tk, hs):
     s   = s + causal_bias: -inf where query i would look at a later key, else 0
     att = softmax(s)                                          (B, nh, Tq, Tk)
     y   = dropout(att) @ v                                    (B, nh, Tq, hs)
-Why sqrt(d_k): for random q, k with unit-variance entries, q.k has variance d_k;
-dividing by sqrt(d_k) keeps the scores O(1) so the softmax does not saturate.
+Why sqrt(d_k), d_k = hs: for random q, k with independent, zero-mean, unit-variance
+entries, q.k has variance d_k; dividing by sqrt(d_k) keeps the scores O(1) so the
+softmax does not saturate.
 
 Causal mask. In training Tq == Tk and query i sees keys 0..i. With a KV cache the
 Tq new queries are the *last* Tq positions of the Tk keys, so query i sits at
@@ -17,10 +18,11 @@ absolute position Tk - Tq + i and sees keys 0..Tk - Tq + i. One rule covers both
 Backward, reading the forward bottom-up:
     y = a @ v          ->  da = dy @ v^T                     dv = a^T @ dy
     a = dropout(att)   ->  datt = da * mask
-    att = softmax(s)   ->  ds = att * (datt - sum(datt * att, -1))   (see softmax.py)
+    att = softmax(s)   ->  ds = att * (datt - sum(datt * att, -1, keepdims))   (softmax.py)
     s = q @ k^T*scale  ->  dq = ds @ k * scale               dk = ds^T @ q * scale
+The code multiplies ds by scale once, so its `ds` is ds * scale and dq = ds @ k.
 Masked scores have att = 0, so their ds is 0: no gradient leaks to the future.
-Cached: q, k, v, att and the dropout mask.
+Cached: q, k, v, a (for dv), att (for the softmax), scale and the dropout mask.
 """
 import functools
 import math

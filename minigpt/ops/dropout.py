@@ -12,7 +12,10 @@ import numpy as np
 
 
 def dropout_forward(x, p, rng):
-    """x: any shape, p in [0, 1), rng: np.random.Generator or None -> y, cache."""
+    """x: any shape, p in [0, 1), rng: np.random.Generator -> y, cache.
+
+    p == 0 or rng None (evaluation): y = x, nothing dropped.
+    """
     if p == 0.0 or rng is None:
         return x, None                               # identity: nothing to cache
     mask = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1.0 - p)

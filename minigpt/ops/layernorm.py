@@ -1,7 +1,7 @@
 """Layer normalisation (Ba et al. 2016) over the channel axis.
 
 Forward, for each row x of C numbers:
-    mu    = mean(x)                          # (B, T, 1)
+    mu    = mean(x)                          # one number per row: (..., 1) in the code
     var   = mean((x - mu)^2)                 # biased, as in PyTorch
     rstd  = 1 / sqrt(var + eps)              # eps keeps a constant row finite
     xhat  = (x - mu) * rstd                  # mean 0, variance ~1
@@ -16,7 +16,8 @@ and summing over j gives, per row,
     dx = rstd * ( g                      term 1: the direct path x_i -> xhat_i
                 - mean(g)                term 2: through the mean mu
                 - xhat * mean(g * xhat)) term 3: through the variance (rstd)
-Cached: xhat and rstd (cheap to keep; recomputing them would need x, mu, var).
+Cached: xhat and rstd (cheap to keep; recomputing them would need x, mu, var), and w
+(for g = dy * w).
 
 The means over a row are taken by row_mean, a matrix-vector product (see rows.py:
 5x faster than x.mean(axis=-1) on rows of 128).

@@ -15,7 +15,7 @@ Numerics, which matter once the model is confident:
   so logits of +-1e4 give finite values.
 - The max term of that sum is exactly exp(0) = 1, so the sum is 1 + r where r is
   the sum over the other entries. When p_max -> 1, r is tiny and "1 + r" rounds
-  r away; we keep r separately and use log1p(r), which stays exact.
+  r away; we keep r separately and use log1p(r), accurate to a rounding.
 - For the same reason the target's gradient p_y - 1 is computed as
   -(sum of the other probabilities) instead of subtracting 1 from ~1.
 Cached: the probabilities p and the targets.

@@ -11,7 +11,8 @@ Two choices for the table pe (T, C):
        PE(pos, 2i+1) = cos(pos / 10000^(2i / d_model))
    Each pair of channels (2i, 2i+1) is a point on a circle turning at its own
    frequency, so PE(pos + k) is a fixed rotation of PE(pos): relative positions are
-   linear maps of the encoding.
+   linear maps of the encoding. (For an odd d_model the last channel is a sine
+   without its cosine, so that one channel is not rotated.)
 
 2. Learned: a (block_size, C) parameter wpe, trained like any other weight.
    Forward: pe = wpe[:T].  Backward: the same pe row is added to every sequence in
@@ -23,8 +24,8 @@ import numpy as np
 def sinusoidal_table(T, d_model, dtype=np.float64):
     """The fixed table PE of shape (T, d_model), exactly the formulas above."""
     pos = np.arange(T, dtype=np.float64)[:, None]              # (T, 1)
-    two_i = np.arange(0, d_model, 2, dtype=np.float64)[None]   # (1, ceil(C/2)) = 2i
-    angle = pos / np.power(10000.0, two_i / d_model)           # (T, ceil(C/2))
+    two_i = np.arange(0, d_model, 2, dtype=np.float64)[None]   # (1, ceil(d_model/2)) = 2i
+    angle = pos / np.power(10000.0, two_i / d_model)           # (T, ceil(d_model/2))
     pe = np.empty((T, d_model), dtype=np.float64)
     pe[:, 0::2] = np.sin(angle)                                # even channels 2i
     pe[:, 1::2] = np.cos(angle[:, : d_model // 2])             # odd channels 2i+1

@@ -7,7 +7,7 @@ mathematically but keeps exp() from overflowing):
 Backward. The Jacobian is dp_j/dz_i = p_j (delta_ij - p_i), so for an upstream
 gradient dp,
     dz_i = sum_j dp_j p_j (delta_ij - p_i) = p_i (dp_i - sum_j dp_j p_j)
-i.e. dz = p * (dp - sum(dp * p, axis=-1)). Cached: p (the output) only.
+i.e. dz = p * (dp - sum(dp * p, axis=-1, keepdims=True)). Cached: p (the output) only.
 Entries with z = -inf (masked) get p = 0 and therefore dz = 0.
 
 The row sums are matrix-vector products (row_sum, see rows.py: 6x faster than
