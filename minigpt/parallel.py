@@ -14,11 +14,14 @@ The halves' losses are weighted by their share of the batch, B_h / B, so the sum
 is exactly the mean over the whole batch, and so are the gradients.
 
 Determinism. A batch is always split into the same two halves, whatever the
-machine, and the halves' gradients are always added in the same order. So running
-the halves in parallel or one after the other gives the same numbers, to the last
-bit (tests/test_parallel.py), and a seed reproduces a training run exactly. (A
-single whole-batch pass would differ in the last bits: its batch sums add the
-numbers in another order.)
+machine, and the halves' gradients are always added in the same order. BLAS's own
+sums depend on how many threads share a product (each adds its partial sums, in
+float32 up to ~6e-7 apart), so each half gets the same BLAS share, cores // 2
+threads, whether the halves run in parallel or one after the other (ENABLED =
+False). Either way the numbers are the same to the last bit (tests/test_parallel.py),
+and a seed reproduces a training run exactly on one machine. (A single whole-batch
+pass would differ in the last bits: its batch sums add the numbers in another order.
+So would another core count, which gives BLAS another share.)
 
 On one core, two halves cost the same CPU time as the whole batch (79-80 ms per
 step for the reference model, with BLAS on one thread): splitting is free.
@@ -39,7 +42,7 @@ try:
 except ImportError:            # optional: without it the halves run one after the other
     ThreadpoolController = None
 
-ENABLED = True                 # False: run the halves one after the other (same numbers)
+ENABLED = True                 # False: the halves one after the other (same numbers)
 
 _pool = None                   # one worker thread, created on first use
 _blas = None                   # threadpoolctl's handle on the BLAS library
@@ -102,13 +105,14 @@ def run_halves(fn, jobs):
     global _pool
     cores = os.cpu_count() or 1
     in_worker = threading.current_thread().name.startswith("minigpt-half")  # no nesting
-    if len(jobs) == 1 or not ENABLED or cores < 2 or ThreadpoolController is None \
-            or in_worker:
-        return [fn(*args) for args in jobs]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minigpt-half")
-    first, second = jobs
+    if len(jobs) == 1 or cores < 2 or ThreadpoolController is None or in_worker:
+        return [fn(*args) for args in jobs]      # one job, or no cores/BLAS limit to share
     with _blas_limit(cores // 2):
+        if not ENABLED:          # one after the other, with the BLAS share a threaded half
+            return [fn(*args) for args in jobs]  # gets: its sums depend on its thread count
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minigpt-half")
+        first, second = jobs
         future = _pool.submit(fn, *second)
         try:
             result = fn(*first)

@@ -24,12 +24,19 @@ def run(model, idx, targets, train, seed):
     return logits, loss, model.backward()
 
 
+BLAS_SIZED = dict(vocab_size=65, block_size=32, n_layer=1, n_head=4, n_embd=64)
+
+
 @pytest.mark.parametrize("B", [2, 5])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_threads_do_not_change_the_numbers(monkeypatch, B, dropout):
-    model = GPT(config(dropout=dropout, dtype="float32"), seed=3)
+@pytest.mark.parametrize("size", [{}, BLAS_SIZED], ids=["tiny", "blas-sized"])
+def test_threads_do_not_change_the_numbers(monkeypatch, B, dropout, size):
+    """blas-sized: products big enough for BLAS to share them between its threads,
+    whose partial sums then depend on the thread count (the halves' share of it)."""
+    model = GPT(config(dropout=dropout, dtype="float32", **size), seed=3)
+    V, T = model.config.vocab_size, model.config.block_size
     rng = np.random.default_rng(B)
-    idx, targets = rng.integers(0, 11, size=(2, B, 8))
+    idx, targets = rng.integers(0, V, size=(2, B, T))
     monkeypatch.setattr(parallel, "ENABLED", True)
     threaded = run(model, idx, targets, train=dropout > 0, seed=7)
     monkeypatch.setattr(parallel, "ENABLED", False)
