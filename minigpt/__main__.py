@@ -10,8 +10,8 @@
 
 Every field of GPTConfig and TrainConfig is an option (n_layer -> --n-layer) whose
 value is checked against the field's type; an unknown or mistyped option is an
-error that names it (and suggests the closest known one). Errors are one line,
-not a traceback.
+error that names it (and suggests the closest known one). Errors are a short
+message, with what to do next where there is something to do, not a traceback.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import zipfile
 import numpy as np
 
 META_KEY = "meta.json"   # the entry holding the JSON metadata
-_ZIP_MAGIC = b"PK\x03\x04"  # the first four bytes of every zip archive
+_ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first four bytes, when it holds a file (.npz do)
 _NUMERIC_KINDS = "biuf"     # bool, signed int, unsigned int, float
 
 
@@ -107,8 +107,8 @@ def validate_arrays(arrays: dict, expected: dict, what: str = "parameters",
 
     Raises CheckpointError listing missing and unexpected names, wrong shapes and
     wrong dtypes, e.g.
-        checkpoint parameters do not match: 'h.0.attn.c_attn.w' has shape (64, 192),
-        expected (128, 384); missing 'wpe'
+        checkpoint parameters do not match: missing 'wpe'; 'h.0.attn.c_attn.w' has
+        shape (64, 192), expected (128, 384)
     """
     problems = []
     missing = [name for name in expected if name not in arrays]

@@ -145,7 +145,8 @@ def clip_grad_norm(grads: dict, max_norm: float) -> float:
     Returns the norm BEFORE clipping (worth logging: spikes show instability). If it
     is NaN or inf nothing is scaled (max_norm / inf would zero every finite grad and
     turn the inf ones into NaN); the caller should skip that step. In float32 the norm
-    is also inf once it passes ~1.8e19, where the sum of squares overflows.
+    is also inf once one grad array's own norm passes ~1.8e19 (the square root of
+    float32's largest number), where that array's sum of squares overflows.
     """
     if max_norm <= 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")

@@ -1,7 +1,9 @@
 """Positional encodings: tell the model where each token stands.
 
-Attention by itself is order-blind (permuting the tokens permutes its output), so
-GPT adds a position-dependent vector to each token embedding:
+Attention by itself is blind to order: without a mask, permuting the tokens only
+permutes its output, and the causal mask tells a token which tokens came before it
+but not in what order. So GPT adds a position-dependent vector to each token
+embedding:
     x[b, t, :] = wte[idx[b, t], :] + pe[t, :]
 
 Two choices for the table pe (T, C):
