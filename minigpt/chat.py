@@ -137,7 +137,7 @@ def generate_response(text: str, checkpoint=None) -> str:
     """Reply to one line with the trained chat model (greedy; no memory between calls).
 
     >>> import minigpt
-    >>> minigpt.generate_response("Hello")        # after `make train`
+    >>> minigpt.generate_response("Hello")        # after `make train`  # doctest: +SKIP
     'Hi'
 
     The model is loaded on the first call (from `checkpoint`, default
