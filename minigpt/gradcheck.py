@@ -48,6 +48,7 @@ Use it on your own layer:
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -268,14 +269,32 @@ def check(name, forward, backward, inputs, **kwargs):
     """Gradcheck a backward you wrote and print one line, PASS or FAIL; return the verdict.
 
     For exercises: a backward that still raises NotImplementedError is a FAIL that
-    says so, not a traceback. kwargs go to gradcheck (wrt, threshold, ...).
+    says so, and one that raises anything else (a shape that does not broadcast, a
+    typo) is a FAIL that names the error and the line it came from, not a traceback
+    that stops the notebook. kwargs go to gradcheck (wrt, threshold, ...).
     """
     try:
         report = gradcheck(forward, backward, inputs, **kwargs)
     except NotImplementedError:
         print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
         return False
+    except Exception as error:          # a bug in the code under check: report it
+        print(f"FAIL {name}: {type(error).__name__}: {error} ({_where(error)})")
+        return False
     worst = max(report.checks, key=lambda c: c.rel_error)
     print(f"{'PASS' if report.ok else 'FAIL'} {name}: max rel error {worst.rel_error:.1e} "
           f"(in d{worst.name}; threshold {report.threshold:.0e})")
     return report.ok
+
+
+def _where(error):
+    """'in f, line n: <source>' for the last frame of error's traceback outside NumPy
+    and minigpt, i.e. in the code under check (else the last frame of all)."""
+    import traceback
+    frames = traceback.extract_tb(error.__traceback__)
+    library = (os.path.dirname(np.__file__), os.path.dirname(__file__))
+    own = [f for f in frames if not f.filename.startswith(library)] or frames[-1:]
+    if not own:
+        return "no traceback"
+    f = own[-1]
+    return f"in {f.name}, line {f.lineno}" + (f": {f.line}" if f.line else "")

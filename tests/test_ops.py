@@ -269,6 +269,13 @@ def test_check_prints_one_line_verdicts(capsys):
     assert check("gelu", gelu_forward, lambda d, c: {"x": gelu_backward(d, c)}, {"x": x})
     assert not check("wrong", gelu_forward, lambda d, c: {"x": 2 * gelu_backward(d, c)}, {"x": x})
     assert not check("blank", gelu_forward, blank, {"x": x})
+
+    def forgot_keepdims(dp, p):          # a student's bug: the row sums do not broadcast
+        return {"z": p * (dp - np.sum(dp * p, axis=-1))}
+
+    assert not check("broadcast", softmax_forward, forgot_keepdims, {"z": x})
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["PASS", "FAIL", "FAIL"]
+    assert [line.split()[0] for line in lines] == ["PASS", "FAIL", "FAIL", "FAIL"]
     assert "not written yet" in lines[2]
+    assert "ValueError" in lines[3] and "in forgot_keepdims, line" in lines[3]
+    assert "np.sum(dp * p, axis=-1)" in lines[3]
