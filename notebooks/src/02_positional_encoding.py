@@ -39,13 +39,16 @@ rng = np.random.default_rng(0)
 
 
 # %% [markdown]
-# ## 1. Attention alone cannot tell order
+# ## 1. One attention layer cannot tell order
 #
 # The output of attention at the last position is $y_T = \sum_j A_{Tj} v_j$, a weighted
-# sum over the earlier tokens. A sum does not care in which order its terms come: shuffle
-# the tokens before the last one and $y_T$ stays exactly the same. "dog bites man" and
-# "man bites dog" would look alike. The fix is to add a vector that depends on the
-# position to each token's embedding $e$:
+# sum over the tokens up to and including $T$. A sum does not care in which order its
+# terms come: shuffle the tokens before the last one and $y_T$ stays the same (up to
+# round-off). "the dog bit the man ." and "the man bit the dog ." would give the same
+# output at the final ".". (With the causal mask a second layer would already see some
+# order, since each position's first-layer output depends on what came before it; a GPT
+# does not rely on that, it states every position outright.) The fix is to add a vector
+# that depends on the position to each token's embedding $e$:
 #
 # $$x_t = e(\text{token}_t) + PE(t).$$
 #
@@ -179,7 +182,7 @@ for p, style in zip(curves, ("-", "--", ":")):
     ax.plot(ks, curves[p], style, lw=2, label=f"PE({p}) · PE({p}+k)")
 ax.set_xlabel("distance k")
 ax.set_ylabel("dot product")
-ax.set_title("Similarity of encodings falls with distance, wherever you start")
+ax.set_title("Similarity of encodings falls with distance (with ripples), wherever you start")
 ax.legend()
 plt.show()
 
@@ -214,8 +217,8 @@ M = shift_matrix(k, d_model)
 assert np.allclose(table[k:], table[:-k] @ M.T)                 # every position at once
 assert np.allclose(M @ M.T, np.eye(d_model)) and np.isclose(np.linalg.det(M), 1.0)
 
-# Least squares on a small table, where every frequency turns visibly within 200 positions
-# (with d_model = 64 the slowest channels barely move, so many maps would fit equally well).
+# Least squares on a small table, where even the slowest pair turns by 11° within 200
+# positions (with d_model = 64 it turns 1.5°, so many maps would fit almost equally well).
 small = sinusoidal_table(200, 8)
 M_fit, *_ = np.linalg.lstsq(small[:-k], small[k:], rcond=None)  # small[:-k] @ M_fit ≈ small[k:]
 assert np.allclose(M_fit.T, shift_matrix(k, 8), atol=1e-10)
@@ -296,7 +299,7 @@ print("my_add_positions_backward == minigpt.ops.positional.learned_positional_ba
 #   \frac{\partial L}{\partial tok_{b,t}}.$$
 #
 # **Exercise 2.** Write the embedding backward. Careful: the ids below repeat. (Hint:
-# look up `np.add.at`, and ask yourself what `dwte[idx] += dout` does when `idx`
+# look up `np.add.at`, and ask yourself what `dwte[idx] += dtok` does when `idx`
 # holds the same id twice.)
 
 # %%
@@ -408,8 +411,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **Summary.** Attention sees a set; adding $PE(t)$ makes it a sequence. The text's
-# sinusoids give every pair of channels its own clock, so the similarity of two
-# positions depends only on their distance and a shift is a rotation. Learned positions
-# trade those guarantees for flexibility. Their backward, and the embedding's, is a sum
-# over every use of a row. Next: notebook 3, layer normalisation and backpropagation.
+# **Summary.** One attention layer sees its context as a set; adding $PE(t)$ makes it a
+# sequence. The text's sinusoids give every pair of channels its own clock, so the
+# similarity of two positions depends only on their distance and a shift is a rotation.
+# Learned positions trade those guarantees for flexibility. Their backward, and the
+# embedding's, is a sum over every use of a row. Next: notebook 3, layer normalisation
+# and backpropagation.

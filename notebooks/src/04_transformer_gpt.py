@@ -2,11 +2,12 @@
 # # 4 · The Transformer block and the whole GPT
 #
 # Our text describes the Transformer (§3.1) as built from two key components, attention
-# and positional encoding, and credits it with two strengths: it can process every
-# position of a sequence in parallel (并行处理序列中的每个位置), and it captures
-# long-distance dependencies (长距离依赖关系). A working GPT needs a few more parts:
-# token embeddings, an MLP, residual connections, layer norms and an output head. This
-# notebook assembles them, with `minigpt` doing every computation:
+# and positional encoding, and credits it with three strengths: it can process every
+# position of a sequence in parallel (并行处理序列中的每个位置), it captures long-distance
+# dependencies (长距离依赖关系), and it has good expressive power (较好的表达能力); the first two we
+# can show numerically. A working GPT needs a few more parts: token embeddings, an MLP,
+# residual connections, layer norms and an output head. This notebook assembles them,
+# with `minigpt` doing every computation:
 #
 # 1. the block: attention and MLP, each wrapped in a layer norm and a residual;
 # 2. the whole model, with the shape of every intermediate array;
@@ -56,10 +57,10 @@ rng = np.random.default_rng(0)
 #
 # $$\text{GELU}(x) = \tfrac12 x\left(1 + \tanh\left(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\right)\right).$$
 #
-# The residual "$x + \dots$" matters for learning: $\partial(x + f(x))/\partial x = 1 +
-# \partial f/\partial x$, so the gradient always has a direct path through a block. We
-# check GELU against its formula, its backward numerically, and that a block whose two
-# output projections are zero is exactly the identity.
+# The residual "$x + \dots$" matters for learning: $\partial(x + f(x))/\partial x = I +
+# \partial f/\partial x$ ($I$ the identity), so the gradient always has a direct path
+# through a block. We check GELU against its formula, its backward numerically, and that
+# a block whose two output projections are zero is exactly the identity.
 
 # %%
 z = np.linspace(-4, 4, 401)
@@ -184,32 +185,53 @@ print("the step-by-step run gives exactly model.forward's logits and loss")
 
 # %% [markdown]
 # Why this stacks well: at initialisation `minigpt` (like GPT-2) draws the two output
-# projections of each block with a standard deviation scaled by $1/\sqrt{2L}$, so each
-# block adds only a small update to the residual stream. Each block starts close to
-# the identity, and a deep stack starts close to a shallow one. We measure the size of
-# each block's update in an 8-block model.
+# projections of each block with a standard deviation scaled by $1/\sqrt{2L}$. Each
+# block adds two terms to the residual stream, and shrinking them keeps the stream's
+# size from growing with depth: every block starts as a small correction, close to the
+# identity, and a deep stack starts close to a shallow one. We measure it in an 8-block
+# model with learned positions, whose table starts as small as the token embeddings
+# (std 0.02; the sinusoidal table, of size ~0.7, would hide the blocks' updates), once
+# as initialised and once with the output projections at the unscaled std 0.02.
 
 # %%
-deep = GPT(config.replace(n_layer=8), seed=0)
-x = embedding_forward(idx, deep.params["wte"])[0] + sinusoidal_table(T, C)
-stream, update = [np.sqrt(np.mean(x ** 2))], []
-for l in range(8):
-    x_next, _ = block_forward(x, subdict(deep.params, f"h.{l}."), nh)
-    update.append(np.sqrt(np.mean((x_next - x) ** 2)))
-    stream.append(np.sqrt(np.mean(x_next ** 2)))
-    x = x_next
-assert max(update) < 0.2 * min(stream)          # every block is a small correction
-assert max(stream) / min(stream) < 1.5          # the stream keeps its size
-print("rms of the stream:", np.round(stream, 3), "\nrms of each block's update:",
-      np.round(update, 3))
+def residual_sizes(model):
+    """rms of the residual stream before and after each block, and of each block's update."""
+    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))
+    x = embedding_forward(idx, model.params["wte"])[0] + model.params["wpe"][:T]
+    stream, update = [rms(x)], []
+    for l in range(model.config.n_layer):
+        x_next, _ = block_forward(x, subdict(model.params, f"h.{l}."), nh)
+        update.append(rms(x_next - x))
+        stream.append(rms(x_next))
+        x = x_next
+    return np.array(stream), np.array(update)
+
+
+deep_config = config.replace(n_layer=8, pos_encoding="learned")
+scaled = GPT(deep_config, seed=0)
+unscaled = GPT(deep_config, seed=0)
+for name in unscaled.params:
+    if name.endswith("c_proj.w"):
+        unscaled.params[name] *= np.sqrt(2 * deep_config.n_layer)   # back to std 0.02
+sizes = {"scaled by 1/√(2L)": residual_sizes(scaled), "unscaled": residual_sizes(unscaled)}
+for label, (stream, update) in sizes.items():
+    print(f"{label:>18}: stream", np.round(stream, 3), "\n" + " " * 20 + "update",
+          np.round(update, 3))
+stream, update = sizes["scaled by 1/√(2L)"]
+assert update.max() < 0.2 * stream.min()        # every block is a small correction
+assert stream.max() / stream.min() < 1.1        # the stream keeps its size
+stream, update = sizes["unscaled"]
+assert stream[-1] > 1.4 * stream[0]             # without the scale it grows with depth
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
-ax.semilogy(range(9), stream, "o-", label="rms of the residual stream x after block l")
-ax.semilogy(np.arange(1, 9), update, "s--", label="rms of block l's update")
+for (label, (stream, update)), color in zip(sizes.items(), ("C0", "C1")):
+    ax.plot(range(9), stream, "o-", color=color, label=f"stream x after block l, {label}")
+    ax.plot(np.arange(1, 9), update, "s--", color=color, label=f"block l's update, {label}")
 ax.set_xlabel("block l (0 = embeddings)")
 ax.set_ylabel("root mean square")
-ax.set_title("At initialisation every block is a small correction")
-ax.legend()
+ax.set_ylim(0, None)
+ax.set_title("At initialisation: the scaled blocks leave the stream's size alone")
+ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
@@ -267,13 +289,15 @@ plt.show()
 
 # %% [markdown]
 # For a character-level chat model the vocabulary ($V \approx 1340$ characters, Chinese
-# included) makes the embedding table a large share of a small model.
+# included) makes the embedding table a noticeable share of a small model: about a fifth
+# of the chat model above, and nearly half of notebook 5's two-block, $C = 64$ model.
 #
-# ## 4. The text's two claims
+# ## 4. Two of the text's claims, measured
 #
 # **Every position in parallel.** One call to `model.forward` on a $(B, T)$ batch
-# returns the next-token scores for all $T$ positions at once: three matrix products per
-# layer, no loop over time. The causal mask is what makes this legitimate: position
+# returns the next-token scores for all $T$ positions at once: six matrix products per
+# layer (the $q, k, v$ projection, $QK^T$, the weighted sum of $V$, the output
+# projection and the MLP's two), no loop over time. The causal mask is what makes this legitimate: position
 # $t$'s scores are exactly those we would get by feeding the model only the first
 # $t+1$ tokens. We check that equality, and time both ways.
 

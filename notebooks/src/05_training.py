@@ -44,10 +44,11 @@ rng = np.random.default_rng(0)
 # `<|user|>question<|end|><|bot|>answer<|end|>`,
 #
 # and every character (and each marker) gets an id, $0 \le \text{id} < V$. A training
-# example is a window of $T$ consecutive ids $x$, and the targets are the same window
-# shifted by one, because the model learns to predict the next character:
+# example is a window of $T + 1$ consecutive ids $d_0, \dots, d_T$: the inputs are the
+# first $T$ and the targets the same ids shifted by one, because the model learns to
+# predict the next character:
 #
-# $$y_t = x_{t+1}, \qquad t = 0, \dots, T-1.$$
+# $$x_t = d_t, \qquad y_t = d_{t+1}, \qquad t = 0, \dots, T-1.$$
 #
 # The dialogues are split 90/10 into training and validation *by conversation*, so no
 # validation dialogue is ever trained on.
@@ -128,7 +129,8 @@ plt.show()
 # `model.forward(x)` runs the whole network of notebook 4 and returns the logits: for
 # every window and position, one score per vocabulary entry, shape $(B, T, V)$. A
 # softmax turns scores into next-character probabilities. Freshly initialised, the
-# model knows nothing, and its predictions should be close to uniform, $1/V$ each.
+# model knows nothing, and its predictions should be close to uniform: every probability
+# within a small factor of $1/V$, and a loss close to $\log V$.
 
 # %%
 logits, _ = model.forward(x)
@@ -274,65 +276,102 @@ plt.show()
 # Repeat steps 3 to 6 on fresh random windows, thousands of times in a real run. Every
 # so often we estimate the loss on the validation split (same fixed windows each time)
 # to see whether the model learns things that carry over to dialogues it never saw.
-# The whole loop is six lines of `minigpt` calls; `minigpt.train` (notebook 6) adds
-# checkpoints, logging and resuming around the same six lines.
+# The whole loop is five lines of `minigpt` calls; `minigpt.train` (notebook 6) adds
+# checkpoints, logging and resuming around the same five lines.
+#
+# We run it twice, alike in everything (seed, batches, schedule) but the positions:
+# the text's sinusoidal table, the `config` of step 2, and notebook 2's learned table.
 
 # %%
-model = GPT(config, seed=0)                               # start again from step 2
-opt = AdamW(model.params, lr=lr, betas=(0.9, 0.99), weight_decay=0.1)
 val_batches = [data.get_batch("val", B, T, np.random.default_rng(100 + i)) for i in range(4)]
-
-
-def val_loss():
-    return float(np.mean([model.forward(vx, vy)[1] for vx, vy in val_batches]))
-
-
 eval_every = 10 if QUICK else 50
-history = {"it": [], "train": [], "val_it": [], "val": []}
-start = time.time()
-for it in range(max_iters + 1):
-    if it % eval_every == 0:
-        history["val_it"].append(it)
-        history["val"].append(val_loss())
-    if it == max_iters:
-        break
-    xb, yb = data.get_batch("train", B, T, rng)                 # step 1: a batch
-    _, loss = model.forward(xb, yb, train=True, rng=rng)         # steps 3 and 4
-    grads = model.backward()                                     # step 5
-    clip_grad_norm(grads, max_norm=1.0)                          # step 6
-    opt.step(grads, lr=lr_at(it, **schedule))
-    history["it"].append(it)
-    history["train"].append(loss)
-print(f"{max_iters} iterations in {time.time() - start:.0f} s; "
-      f"val loss {history['val'][0]:.3f} -> {history['val'][-1]:.3f}")
+
+
+def train(config):
+    """Steps 2 to 7 from scratch: a fresh model, max_iters steps -> (model, history)."""
+    model = GPT(config, seed=0)                                  # step 2
+    opt = AdamW(model.params, lr=lr, betas=(0.9, 0.99), weight_decay=0.1)
+    rng = np.random.default_rng(1)                               # the same batches each run
+    history = {"it": [], "train": [], "val_it": [], "val": []}
+    for it in range(max_iters + 1):
+        if it % eval_every == 0:
+            history["val_it"].append(it)
+            history["val"].append(float(np.mean([model.forward(vx, vy)[1]
+                                                  for vx, vy in val_batches])))
+        if it == max_iters:
+            break
+        xb, yb = data.get_batch("train", B, T, rng)              # step 1: a batch
+        _, loss = model.forward(xb, yb, train=True, rng=rng)     # steps 3 and 4
+        grads = model.backward()                                 # step 5
+        clip_grad_norm(grads, max_norm=1.0)                      # step 6
+        opt.step(grads, lr=lr_at(it, **schedule))
+        history["it"].append(it)
+        history["train"].append(loss)
+    return model, history
+
+
+runs = {}
+for pos in ("sinusoidal", "learned"):
+    start = time.time()
+    runs[pos] = train(config.replace(pos_encoding=pos))
+    val = runs[pos][1]["val"]
+    print(f"{pos:>10}: {max_iters} iterations in {time.time() - start:.0f} s; "
+          f"val loss {val[0]:.3f} -> {val[-1]:.3f}")
 
 # %% [markdown]
-# The check: the loss fell well below the uniform guess $\log V$ on both splits.
+# The check: the loss fell well below the uniform guess $\log V$ on both splits, in
+# both runs. For a second reference line we compute what a model gets that knows only
+# how often each character occurs, and nothing of context: the entropy of the
+# training split's character frequencies $f_v$, $H = -\sum_v f_v \log f_v$.
 
 # %%
-first, last = np.mean(history["train"][:5]), np.mean(history["train"][-5:])
+freq = np.bincount(data.tokens["train"], minlength=config.vocab_size) / len(data.tokens["train"])
+unigram = float(-np.sum(freq[freq > 0] * np.log(freq[freq > 0])))
 drop = 1.5 if QUICK else 3.0
-assert last < first - drop, (first, last)
-assert history["val"][-1] < history["val"][0] - drop
-print(f"train loss {first:.2f} -> {last:.2f}; val loss {history['val'][0]:.2f} -> "
-      f"{history['val'][-1]:.2f}; log V = {np.log(config.vocab_size):.2f}")
+for pos, (model, history) in runs.items():
+    first, last = np.mean(history["train"][:5]), np.mean(history["train"][-5:])
+    assert last < first - drop, (pos, first, last)
+    assert history["val"][-1] < history["val"][0] - drop, pos
+    print(f"{pos:>10}: train loss {first:.2f} -> {last:.2f}; val loss "
+          f"{history['val'][0]:.2f} -> {history['val'][-1]:.2f}")
+print(f"log V = {np.log(config.vocab_size):.2f}; character frequencies alone: {unigram:.2f}")
+if not QUICK:                       # 40 quick steps are too few to tell the two apart
+    assert runs["learned"][1]["val"][-1] < unigram - 0.5 < runs["sinusoidal"][1]["val"][-1]
 
 fig, ax = plt.subplots(figsize=(8, 4))
-ax.plot(history["it"], history["train"], lw=0.8, alpha=0.6, label="train (one batch)")
-ax.plot(history["val_it"], history["val"], "o-", label="validation (4 fixed batches)")
+for (pos, (model, history)), color in zip(runs.items(), ("C0", "C1")):
+    ax.plot(history["it"], history["train"], lw=0.8, alpha=0.4, color=color,
+            label=f"{pos}: train (one batch)")
+    ax.plot(history["val_it"], history["val"], "o-", ms=3, color=color,
+            label=f"{pos}: validation (4 fixed batches)")
 ax.axhline(np.log(config.vocab_size), color="gray", ls=":", label="log V (uniform guess)")
+ax.axhline(unigram, color="gray", ls="--", label="character frequencies alone")
 ax.set_xlabel("iteration")
 ax.set_ylabel("cross-entropy loss (nats per character)")
-ax.set_title(f"Training a {model.num_params():,}-parameter GPT on the dialogues")
-ax.legend()
+ax.set_title("Two small GPTs on the dialogues: sinusoidal against learned positions")
+ax.legend(fontsize=8)
 plt.show()
+
+# %% [markdown]
+# The two runs part ways early. With the sinusoidal table the loss stops near what
+# character frequencies alone give: the model has learned which characters are common,
+# and little about which follows which. The reason is size. At initialisation the token
+# embeddings are $\mathcal N(0, 0.02^2)$, while the table's entries are sines and
+# cosines of size ~0.7, so in $x_t = e(\text{token}_t) + PE(t)$ the position drowns the
+# token, and the first layer norm passes on mostly position. The learned table starts
+# at the tokens' size and grows only as far as it helps, so the tokens are heard from
+# the first step. Notebook 6's chat model uses learned positions, as GPT-2 does; from
+# here on `model` is the learned run.
+
+# %%
+model = runs["learned"][0]
 
 # %% [markdown]
 # What has it learned? Let it write, starting from a user marker, by sampling each next
 # character from its predicted distribution (temperature 0.8, a fixed seed). After a
-# few hundred steps of a small model, expect letters in roughly English proportions,
-# spaces and markers, rather than words: the loss curve is still falling. Notebook 6
-# trains a larger model for longer.
+# few hundred steps of a small model, expect word-shaped pieces, a few real words and
+# short turns closed by markers, rather than sentences: its validation loss is still
+# falling. Notebook 6 trains a larger model for longer.
 
 # %%
 prompt = tok.encode("<|user|>")
@@ -344,4 +383,6 @@ print(tok.decode(out[0]))
 # **Summary.** The seven steps of the text, each one call: `CharDataset` and
 # `get_batch` (1), `GPT(config, seed)` (2), `model.forward` (3, 4), `model.backward`
 # (5), `clip_grad_norm` and `AdamW.step` at `lr_at(it)` (6), and a loop (7). The loss
-# starts at $\log V$, the uniform guess, and falls from there.
+# starts at $\log V$, the uniform guess, and falls from there; how far depends on more
+# than the steps: with the sinusoidal table this small model stops where character
+# frequencies alone would, with learned positions it keeps going.
