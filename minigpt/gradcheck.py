@@ -49,6 +49,7 @@ Use it on your own layer:
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -290,11 +291,8 @@ def check(name, forward, backward, inputs, **kwargs):
 def _where(error):
     """'in f, line n: <source>' for the last frame of error's traceback outside NumPy
     and minigpt, i.e. in the code under check (else the last frame of all)."""
-    import traceback
     frames = traceback.extract_tb(error.__traceback__)
     library = (os.path.dirname(np.__file__), os.path.dirname(__file__))
     own = [f for f in frames if not f.filename.startswith(library)] or frames[-1:]
-    if not own:
-        return "no traceback"
     f = own[-1]
     return f"in {f.name}, line {f.lineno}" + (f": {f.line}" if f.line else "")
