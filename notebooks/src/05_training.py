@@ -287,7 +287,7 @@ val_batches = [data.get_batch("val", B, T, np.random.default_rng(100 + i)) for i
 eval_every = 10 if QUICK else 50
 
 
-def train(config):
+def train_from_scratch(config):
     """Steps 2 to 7 from scratch: a fresh model, max_iters steps -> (model, history)."""
     model = GPT(config, seed=0)                                  # step 2
     opt = AdamW(model.params, lr=lr, betas=(0.9, 0.99), weight_decay=0.1)
@@ -313,7 +313,7 @@ def train(config):
 runs = {}
 for pos in ("sinusoidal", "learned"):
     start = time.time()
-    runs[pos] = train(config.replace(pos_encoding=pos))
+    runs[pos] = train_from_scratch(config.replace(pos_encoding=pos))
     val = runs[pos][1]["val"]
     print(f"{pos:>10}: {max_iters} iterations in {time.time() - start:.0f} s; "
           f"val loss {val[0]:.3f} -> {val[-1]:.3f}")
