@@ -55,13 +55,13 @@ def test_embedding_backward_accumulates_repeated_tokens():
     assert dwte.sum() == 6.0
 
 
-@given(B=dims, T=dims, C=dims, seed=seeds)
-def test_learned_positional(B, T, C, seed):
+@given(B=dims, T=dims, C=dims, start=st.integers(0, 3), seed=seeds)
+def test_learned_positional(B, T, C, start, seed):
     rng = np.random.default_rng(seed)
-    block_size = T + 2                              # rows past T must get zero gradient
+    block_size = start + T + 2                  # rows outside the T must get zero gradient
 
     def forward(wpe):
-        pe, cache = learned_positional_forward(T, wpe)
+        pe, cache = learned_positional_forward(T, wpe, start)
         return np.broadcast_to(pe, (B, T, C)), cache
 
     report = gradcheck(forward, lambda d, c: {"wpe": learned_positional_backward(d, c)},

@@ -17,8 +17,10 @@ Two choices for the table pe (T, C):
    without its cosine, so that one channel is not rotated.)
 
 2. Learned: a (block_size, C) parameter wpe, trained like any other weight.
-   Forward: pe = wpe[:T].  Backward: the same pe row is added to every sequence in
-   the batch, so dwpe[t] = sum over b of dout[b, t]; rows t >= T get no gradient.
+   Forward: pe = wpe[start : start + T] (start = 0 in training; generation with a
+   KV cache runs positions after those already cached). Backward: the same pe row is
+   added to every sequence in the batch, so dwpe[t] = sum over b of dout[b, t]; rows
+   outside the T positions get no gradient.
 """
 import numpy as np
 
@@ -34,16 +36,18 @@ def sinusoidal_table(T, d_model, dtype=np.float64):
     return pe.astype(dtype)
 
 
-def learned_positional_forward(T, wpe):
-    """wpe: (block_size, C) -> pe (T, C), cache. Broadcast over the batch by the caller."""
-    if T > wpe.shape[0]:
-        raise ValueError(f"sequence length {T} exceeds the {wpe.shape[0]} learned positions")
-    return wpe[:T], (T, wpe.shape)
+def learned_positional_forward(T, wpe, start=0):
+    """wpe: (block_size, C) -> pe (T, C) for positions start .. start + T - 1, cache.
+    Broadcast over the batch by the caller."""
+    if start + T > wpe.shape[0]:
+        raise ValueError(f"positions {start} .. {start + T - 1} exceed the {wpe.shape[0]} "
+                         f"learned positions")
+    return wpe[start:start + T], (start, T, wpe.shape)
 
 
 def learned_positional_backward(dout, cache):
-    """dout: (B, T, C) -> dwpe: (block_size, C); rows past T stay zero."""
-    T, shape = cache
+    """dout: (B, T, C) -> dwpe: (block_size, C); rows outside the T positions stay zero."""
+    start, T, shape = cache
     dwpe = np.zeros(shape, dtype=dout.dtype)
-    dwpe[:T] = dout.sum(axis=0)                                # sum over the batch
+    dwpe[start:start + T] = dout.sum(axis=0)                   # sum over the batch
     return dwpe
