@@ -19,7 +19,7 @@ What is printed, and how it is measured:
   weighted sums), divided by the step time. We set it against what np.matmul itself
   reaches on exactly the matrix products of one step (same shapes, same transposes),
   run both ways NumPy can: two half batches in two threads as minigpt runs them
-  (minigpt/parallel.py), in the loop and again after it, and the whole batch with
+  (minigpt/data_parallel.py), in the loop and again after it, and the whole batch with
   BLAS's own threads, after the loop only (its threads keep spinning for a while
   after each call, and run between PyTorch's steps they made those 10x slower); the
   fastest counts. So "fraction of matmul" says how much of a step is not BLAS.
@@ -63,10 +63,11 @@ import tracemalloc
 import numpy as np
 
 from minigpt.config import GPTConfig
-from minigpt.generate import KVCache, check_slide, forward_cached
+from minigpt.blas import one_blas_thread
+from minigpt.data_parallel import DataParallel, split_batch
+from minigpt.generate import KVCache, check_slide, next_logits
 from minigpt.model import GPT
 from minigpt.optim import AdamW, clip_grad_norm
-from minigpt.parallel import one_blas_thread, run_halves, split_batch
 
 REFERENCE = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128,
                       dropout=0.0, bias=False, pos_encoding="learned", dtype="float32")
@@ -132,15 +133,16 @@ class Ours:
 
     def __init__(self, cfg, seed=0):
         self.model = GPT(cfg, seed=seed)
+        self.engine = DataParallel(self.model)        # as train.py runs it
         self.opt = AdamW(self.model.params, lr=LR, betas=BETAS, eps=EPS,
                          weight_decay=WEIGHT_DECAY)
 
     def step(self, x, y):
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
-        _, loss = self.model.forward(x, y, train=True)
+        _, loss = self.engine.forward(x, y, train=True)
         t1 = time.perf_counter()
-        grads = self.model.backward()
+        grads = self.engine.backward()
         t2 = time.perf_counter()
         clip_grad_norm(grads, GRAD_CLIP)
         self.opt.step(grads)
@@ -283,12 +285,11 @@ def median(xs):
 
 def single_threaded(ours, theirs, batches, steps):
     """Both on one core, interleaved: how much work a step is, apart from threads."""
-    import minigpt.parallel
     torch = theirs.torch
     threads = torch.get_num_threads()
     ours_t, theirs_t = [], []
     torch.set_num_threads(1)
-    minigpt.parallel.ENABLED = False                       # the halves one after the other
+    ours.engine.threads = False                            # the halves one after the other
     try:
         with one_blas_thread():
             for i in range(steps + 3):
@@ -302,7 +303,7 @@ def single_threaded(ours, theirs, batches, steps):
                     theirs_t.append(time.perf_counter() - t1)
     finally:
         torch.set_num_threads(threads)
-        minigpt.parallel.ENABLED = True
+        ours.engine.threads = True
     print(f"\none thread each ({steps} steps, interleaved): minigpt {ms(ours_t)}, "
           f"PyTorch {ms(theirs_t)}, ratio {median(ours_t) / median(theirs_t):.2f}")
 
@@ -336,16 +337,16 @@ def time_cached_parts(model, slide, rounds=5):
     steps, rebuilds = [], []
     with one_blas_thread():                      # as generate() runs them at batch 1
         for _ in range(rounds):
-            cache = KVCache(model, 1)
-            forward_cached(model, one, cache)
+            cache = KVCache(model.config, 1)
+            next_logits(model, one, cache)
             for _ in range(T - 1):
                 t0 = time.perf_counter()
-                forward_cached(model, one, cache)
+                next_logits(model, one, cache)
                 steps.append(time.perf_counter() - t0)
             window = np.zeros((1, T + 1 - slide), dtype=np.int64)
             for _ in range(2):
                 t0 = time.perf_counter()
-                forward_cached(model, window, KVCache(model, 1))
+                next_logits(model, window, KVCache(model.config, 1))
                 rebuilds.append(time.perf_counter() - t0)
     return median(steps), median(rebuilds)
 
@@ -405,6 +406,7 @@ def main():
     pairs = step_matmuls(cfg, B, np.random.default_rng(1))
     halves = [step_matmuls(cfg, len(range(B)[h]), np.random.default_rng(2 + k))
               for k, h in enumerate(split_batch(B))]
+    mm_jobs = [lambda pairs=pairs: run_matmuls(pairs) for pairs in halves]
     mm_flops = matmul_flops(pairs)
     ours_t, ours_cpu, theirs_t, theirs_cpu, mm_t, mm_halves_t, faults = ([] for _ in range(7))
     for i in range(args.warmup + args.steps):
@@ -423,7 +425,7 @@ def main():
                 theirs_t.append(t)
                 theirs_cpu.append(time.process_time() - c0)
         t0 = time.perf_counter()
-        run_halves(run_matmuls, [(pairs,) for pairs in halves])   # as minigpt runs them
+        ours.engine.run(mm_jobs)                   # as minigpt runs its halves
         if timed:
             mm_halves_t.append(time.perf_counter() - t0)
     # np.matmul with BLAS's own threads, after the loop: run between PyTorch steps, its
@@ -434,7 +436,7 @@ def main():
         t0 = time.perf_counter()
         run_matmuls(pairs)
         t1 = time.perf_counter()
-        run_halves(run_matmuls, [(pairs,) for pairs in halves])
+        ours.engine.run(mm_jobs)
         if i >= 3:
             mm_t.append(t1 - t0)
             mm_alone_t.append(time.perf_counter() - t1)
@@ -471,7 +473,7 @@ def main():
           f"{median(faults):.0f} page faults per step (median)")
 
     # generation: one sequence is too small to share between cores, so generate() itself
-    # runs batch-1 steps with one BLAS thread (minigpt/parallel.py: one_blas_thread)
+    # runs batch-1 steps with one BLAS thread (minigpt/blas.py: one_blas_thread)
     n, m = args.gen_tokens, T - 1          # m: what fits in the block, the cache's regime
     model = ours.model
     slide = check_slide(None, T)

@@ -242,6 +242,7 @@ def cmd_eval(args):
     from .chat import default_checkpoint
     from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                            evaluate_greetings, evaluate_replies)
+    from .data_parallel import DataParallel
     from .train import TrainConfig, build_dataset, load_model
     if args.replies < 0 or args.show < 0:
         raise ValueError("--replies and --show must be >= 0")
@@ -249,8 +250,8 @@ def cmd_eval(args):
     cfg = TrainConfig.from_dict(meta["train_config"])
     data = build_dataset(cfg, tokenizer)
     print(f"checkpoint: iteration {meta['iter']}, {model.num_params():,} parameters")
-    losses = estimate_loss(model, data, cfg.batch_size, model.config.block_size,
-                           cfg.eval_iters, cfg.seed)
+    losses = estimate_loss(DataParallel(model), data, cfg.batch_size,   # as training does
+                           model.config.block_size, cfg.eval_iters, cfg.seed)
     print(f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
     train_convs, val_convs = data.conversations["train"], data.conversations["val"]
     result = evaluate_replies(model, tokenizer, train_convs, val_convs,

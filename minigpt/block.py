@@ -5,15 +5,24 @@ Pre-LN residual block (GPT-2):
     x = x + dropout(mlp(ln_2(x)))
 
 Every composite here follows the ops' convention: `*_forward(...) -> (out, cache)`
-where the cache nests the caches of the ops it called, and `*_backward(dout, cache)`
-unwinds them in reverse order. Parameters arrive as a dict whose keys are the
-local names ("ln_1.w", "attn.c_attn.w", ...); gradients leave as a dict with the
-same keys, so the gradient tree mirrors the parameter tree.
+where the cache is a named tuple of the caches of the ops it called, and
+`*_backward(dout, cache)` unwinds them in reverse order (dout: the gradient of the
+loss with respect to the forward's output). Parameters arrive as a mapping whose
+keys are the local names ("ln_1.w", "attn.c_attn.w", ...); gradients leave as a dict
+with the same keys, so the gradient tree mirrors the parameter tree.
 
 A residual connection y = x + f(x) has the Jacobian dy/dx = I + df/dx (I the
 identity): the upstream gradient flows through unchanged *and* through f, and the
 two are added. That identity path is why deep stacks of blocks still train.
+
+One definition for training and for generation. Generation passes `kv`, one layer's
+store of the keys and values of the positions already run (minigpt.generate.KVCache):
+the new positions' keys and values are appended to it, and their queries attend to
+all of them. Nothing else in the block changes, so what trains is what generates.
 """
+from collections.abc import Mapping
+from typing import NamedTuple
+
 import numpy as np
 
 from .ops.attention import (attention_backward, attention_forward, merge_heads, split_heads,
@@ -24,10 +33,39 @@ from .ops.layernorm import layernorm_backward, layernorm_forward
 from .ops.linear import linear_backward, linear_forward
 
 
+# ----------------------------------------------------------------------------- parameters
+class Subdict(Mapping):
+    """The entries of a dict whose key starts with `prefix`, with the prefix removed.
+
+    A view, not a copy: it reads the dict it came from, so it always sees the
+    current arrays, and making one costs nothing however many parameters there are.
+    """
+
+    def __init__(self, d, prefix):
+        if isinstance(d, Subdict):                 # a view of a view: one lookup, not two
+            d, prefix = d._d, d._prefix + prefix
+        self._d, self._prefix = d, prefix
+
+    def __getitem__(self, key):
+        return self._d[self._prefix + key]
+
+    def get(self, key, default=None):
+        return self._d.get(self._prefix + key, default)
+
+    def __iter__(self):
+        n = len(self._prefix)
+        return (key[n:] for key in self._d if key.startswith(self._prefix))
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    def __repr__(self):
+        return f"Subdict({dict(self)!r})"
+
+
 def subdict(d, prefix):
-    """The entries of d whose key starts with prefix, with the prefix removed."""
-    n = len(prefix)
-    return {key[n:]: value for key, value in d.items() if key.startswith(prefix)}
+    """d's entries under `prefix`, the prefix removed: subdict(p, "h.0.")["ln_1.w"]."""
+    return Subdict(d, prefix)
 
 
 def put_grads(grads, prefix, local):
@@ -38,80 +76,111 @@ def put_grads(grads, prefix, local):
 
 
 # ----------------------------------------------------------------------------- attention
-def self_attention_forward(x, p, n_head, dropout=0.0, rng=None):
+class SelfAttentionCache(NamedTuple):
+    qkv: tuple              # linear cache of the fused projection x -> (q, k, v)  (c_attn)
+    heads: tuple            # ops.attention's AttentionCache; heads.att: the attention
+                            # weights (B, nh, Tq, Tk)
+    out: tuple              # linear cache of the output projection  (c_proj)
+    n_head: int
+
+
+def self_attention_forward(x, p, n_head, dropout=0.0, rng=None, kv=None):
     """Multi-head causal self-attention, all heads in one batched matmul.
 
     x: (B, T, C); p: "c_attn.w" (C, 3C), "c_attn.b" (3C,), "c_proj.w" (C, C),
-    "c_proj.b" (C,) (biases optional) -> out (B, T, C), cache.
+    "c_proj.b" (C,) (biases optional) -> out (B, T, C), SelfAttentionCache.
+    kv: None in training; in generation, this layer's key/value store: k and v of
+    the T new positions are appended, and q attends to every stored position.
     """
-    qkv, c_attn = linear_forward(x, p["c_attn.w"], p.get("c_attn.b"))  # (B, T, 3C) fused
-    q, k, v = split_qkv(qkv)                                            # 3 x (B, T, C)
-    q, k, v = (split_heads(t, n_head) for t in (q, k, v))               # (B, nh, T, hs)
-    y, c_sdpa = attention_forward(q, k, v, dropout, rng)                # (B, nh, T, hs)
-    y = merge_heads(y)                                                  # (B, T, C)
-    out, c_proj = linear_forward(y, p["c_proj.w"], p.get("c_proj.b"))   # (B, T, C)
-    return out, (c_attn, c_sdpa, c_proj, n_head)
+    qkv, qkv_cache = linear_forward(x, p["c_attn.w"], p.get("c_attn.b"))  # (B, T, 3C) fused
+    q, k, v = split_qkv(qkv)                                              # 3 x (B, T, C)
+    q, k, v = (split_heads(t, n_head) for t in (q, k, v))                 # (B, nh, T, hs)
+    if kv is not None:
+        k, v = kv.append(k, v)                             # (B, nh, Tk, hs): past + new
+    y, heads_cache = attention_forward(q, k, v, dropout, rng)             # (B, nh, T, hs)
+    y = merge_heads(y)                                                    # (B, T, C)
+    out, out_cache = linear_forward(y, p["c_proj.w"], p.get("c_proj.b"))  # (B, T, C)
+    return out, SelfAttentionCache(qkv_cache, heads_cache, out_cache, n_head)
 
 
 def self_attention_backward(dout, cache):
     """dout: (B, T, C) -> dx (B, T, C), grads dict: p's keys, with "c_attn.b" and
     "c_proj.b" None when p has no biases (put_grads drops those)."""
-    c_attn, c_sdpa, c_proj, n_head = cache
-    dy, dw_proj, db_proj = linear_backward(dout, c_proj)               # (B, T, C)
-    dq, dk, dv = attention_backward(split_heads(dy, n_head), c_sdpa)    # (B, nh, T, hs)
-    dqkv = np.concatenate([merge_heads(t) for t in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
-    dx, dw_attn, db_attn = linear_backward(dqkv, c_attn)
+    dy, dw_proj, db_proj = linear_backward(dout, cache.out)                   # (B, T, C)
+    dq, dk, dv = attention_backward(split_heads(dy, cache.n_head), cache.heads)  # (B, nh, T, hs)
+    dqkv = np.concatenate([merge_heads(t) for t in (dq, dk, dv)], axis=-1)      # (B, T, 3C)
+    dx, dw_attn, db_attn = linear_backward(dqkv, cache.qkv)
     return dx, {"c_attn.w": dw_attn, "c_attn.b": db_attn,
                 "c_proj.w": dw_proj, "c_proj.b": db_proj}
 
 
 # ----------------------------------------------------------------------------- MLP
+class MLPCache(NamedTuple):
+    up: tuple       # linear cache of C -> 4C  (c_fc)
+    gelu: tuple     # GELU's cache
+    down: tuple     # linear cache of 4C -> C  (c_proj)
+
+
 def mlp_forward(x, p):
-    """x: (B, T, C); p: "c_fc.w" (C, 4C), "c_proj.w" (4C, C) (+ biases) -> (B, T, C)."""
-    h, c_fc = linear_forward(x, p["c_fc.w"], p.get("c_fc.b"))           # (B, T, 4C)
-    a, c_gelu = gelu_forward(h)                                         # (B, T, 4C)
-    out, c_proj = linear_forward(a, p["c_proj.w"], p.get("c_proj.b"))   # (B, T, C)
-    return out, (c_fc, c_gelu, c_proj)
+    """x: (B, T, C); p: "c_fc.w" (C, 4C), "c_proj.w" (4C, C) (+ biases) -> (B, T, C), MLPCache."""
+    h, up_cache = linear_forward(x, p["c_fc.w"], p.get("c_fc.b"))          # (B, T, 4C)
+    a, gelu_cache = gelu_forward(h)                                        # (B, T, 4C)
+    out, down_cache = linear_forward(a, p["c_proj.w"], p.get("c_proj.b"))  # (B, T, C)
+    return out, MLPCache(up_cache, gelu_cache, down_cache)
 
 
 def mlp_backward(dout, cache):
-    c_fc, c_gelu, c_proj = cache
-    da, dw_proj, db_proj = linear_backward(dout, c_proj)
-    dh = gelu_backward(da, c_gelu)
-    dx, dw_fc, db_fc = linear_backward(dh, c_fc)
+    """dout: (B, T, C) -> dx (B, T, C), grads dict (bias grads None without biases)."""
+    da, dw_proj, db_proj = linear_backward(dout, cache.down)               # (B, T, 4C)
+    dh = gelu_backward(da, cache.gelu)                                     # (B, T, 4C)
+    dx, dw_fc, db_fc = linear_backward(dh, cache.up)                       # (B, T, C)
     return dx, {"c_fc.w": dw_fc, "c_fc.b": db_fc, "c_proj.w": dw_proj, "c_proj.b": db_proj}
 
 
 # ----------------------------------------------------------------------------- block
-def block_forward(x, p, n_head, dropout=0.0, rng=None):
-    """One pre-LN transformer block. x: (B, T, C) -> (B, T, C), cache."""
-    h, c_ln1 = layernorm_forward(x, p["ln_1.w"], p.get("ln_1.b"))
-    a, c_attn = self_attention_forward(h, subdict(p, "attn."), n_head, dropout, rng)
-    a, c_drop1 = dropout_forward(a, dropout, rng)
+class BlockCache(NamedTuple):
+    ln1: tuple                  # layer norm before attention
+    attn: SelfAttentionCache    # attn.heads.att: this block's attention weights
+    drop1: object               # dropout on the attention branch
+    ln2: tuple                  # layer norm before the MLP
+    mlp: MLPCache
+    drop2: object               # dropout on the MLP branch
+
+
+def block_forward(x, p, n_head, dropout=0.0, rng=None, kv=None):
+    """One pre-LN transformer block. x: (B, T, C) -> (B, T, C), BlockCache.
+
+    kv: generation's key/value store for this layer (see self_attention_forward).
+    """
+    h, ln1_cache = layernorm_forward(x, p["ln_1.w"], p.get("ln_1.b"))
+    a, attn_cache = self_attention_forward(h, subdict(p, "attn."), n_head, dropout, rng, kv)
+    a, drop1_cache = dropout_forward(a, dropout, rng)
     x = x + a                                                   # residual 1
-    h, c_ln2 = layernorm_forward(x, p["ln_2.w"], p.get("ln_2.b"))
-    m, c_mlp = mlp_forward(h, subdict(p, "mlp."))
-    m, c_drop2 = dropout_forward(m, dropout, rng)
+    if kv is not None:     # generation: no backward will read these, so free them before
+        ln1_cache = attn_cache = None   # the MLP allocates (held, they grew the heap past
+        # malloc's trim threshold, and every generated token paid ~200 page faults)
+    h, ln2_cache = layernorm_forward(x, p["ln_2.w"], p.get("ln_2.b"))
+    m, mlp_cache = mlp_forward(h, subdict(p, "mlp."))
+    m, drop2_cache = dropout_forward(m, dropout, rng)
     x = x + m                                                   # residual 2
-    return x, (c_ln1, c_attn, c_drop1, c_ln2, c_mlp, c_drop2)
+    return x, BlockCache(ln1_cache, attn_cache, drop1_cache, ln2_cache, mlp_cache, drop2_cache)
 
 
-def block_backward(dx, cache):
-    """dx: (B, T, C) gradient of the block's output -> dx of its input, grads dict."""
-    c_ln1, c_attn, c_drop1, c_ln2, c_mlp, c_drop2 = cache
+def block_backward(dout, cache):
+    """dout: (B, T, C) gradient of the block's output -> dx of its input, grads dict."""
     grads = {}
-    # residual 2: x_out = x_mid + m  ->  dx_mid = dx + (gradient through the MLP branch)
-    dm = dropout_backward(dx, c_drop2)
-    dh, g = mlp_backward(dm, c_mlp)
+    # residual 2: x_out = x_mid + m  ->  dx_mid = dout + (gradient through the MLP branch)
+    dm = dropout_backward(dout, cache.drop2)
+    dh, g = mlp_backward(dm, cache.mlp)
     put_grads(grads, "mlp.", g)
-    dh, grads["ln_2.w"], db = layernorm_backward(dh, c_ln2)
+    dh, grads["ln_2.w"], db = layernorm_backward(dh, cache.ln2)
     put_grads(grads, "ln_2.", {"b": db})
-    dx = dx + dh
+    dx_mid = dout + dh
     # residual 1: x_mid = x_in + a  ->  dx_in = dx_mid + (gradient through attention)
-    da = dropout_backward(dx, c_drop1)
-    dh, g = self_attention_backward(da, c_attn)
+    da = dropout_backward(dx_mid, cache.drop1)
+    dh, g = self_attention_backward(da, cache.attn)
     put_grads(grads, "attn.", g)
-    dh, grads["ln_1.w"], db = layernorm_backward(dh, c_ln1)
+    dh, grads["ln_1.w"], db = layernorm_backward(dh, cache.ln1)
     put_grads(grads, "ln_1.", {"b": db})
-    dx = dx + dh
+    dx = dx_mid + dh
     return dx, grads

@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 from .generate import check_sampling_args, check_slide, make_rng, stream
-from .parallel import one_blas_thread
+from .blas import one_blas_thread
 from .tokenizer import BOT, END, SPECIAL_TOKENS, USER
 
 DEFAULT_CHECKPOINT = os.path.join("out", "chat", "ckpt.npz")

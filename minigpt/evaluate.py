@@ -45,7 +45,8 @@ def estimate_loss(model, data, batch_size, block_size, eval_iters, seed):
 
     The batches come from a generator seeded by (seed, split) alone, so every call
     sees the SAME batches: successive estimates differ only because the model did.
-    Dropout is off (train=False), as at inference time.
+    Dropout is off (train=False), as at inference time. model: a GPT, or the
+    DataParallel engine training runs it in (the same numbers training printed).
     """
     losses = {}
     for i, split in enumerate(("train", "val")):

@@ -12,8 +12,11 @@ positions, although only the newest position is new: causal attention means an
 earlier position's k and v never depend on what comes after it. So we keep them:
     prefill:  run the prompt once, storing every layer's k, v   (B, nh, T, hs) each
     step:     run ONE new position; its query attends to the stored keys plus its own
-The attention op already handles this (Tq = 1 new query, Tk = all keys; see the
-causal-mask note in ops/attention.py), so each step costs O(T) instead of O(T^2).
+The model's own forward does it: model.forward(ids, kv_cache=cache) runs the new
+positions through the same blocks as training, and each block's attention appends
+their keys and values to the cache and attends to all of them (Tq new queries, Tk
+keys; see the causal-mask note in ops/attention.py). So each step costs O(T)
+instead of O(T^2), with one definition of every layer.
 
 The sliding window, and why the cache is rebuilt when it slides. The model only
 knows positions 0 .. block_size-1, so once the text is longer than block_size we
@@ -49,13 +52,9 @@ import numbers
 
 import numpy as np
 
-from .block import mlp_forward, subdict
-from .ops.attention import attention_forward, merge_heads, split_heads, split_qkv
-from .ops.embedding import embedding_forward
-from .ops.layernorm import layernorm_forward
-from .ops.linear import linear_forward
+from .blas import one_blas_thread
+from .model import check_ids
 from .ops.softmax import softmax_forward
-from .parallel import one_blas_thread
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -91,22 +90,10 @@ def make_rng(rng):
                      f"got {type(rng).__name__}")
 
 
-def _check_prompt(model, idx):
-    """idx must be a non-empty (B, T) array of valid ids; T may exceed block_size."""
-    idx = np.asarray(idx)
-    if idx.ndim != 2:
-        raise ValueError(f"idx must have shape (B, T), got an array of shape {idx.shape} "
-                         f"(for one prompt of ids use idx[None, :])")
-    if not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
-    if idx.shape[0] < 1 or idx.shape[1] < 1:
-        raise ValueError(f"idx is empty (shape {idx.shape}): generation needs at least "
-                         f"one token to start from")
-    V = model.config.vocab_size
-    if idx.min() < 0 or idx.max() >= V:
-        bad = idx.min() if idx.min() < 0 else idx.max()
-        raise ValueError(f"idx holds token id {bad}, outside [0, vocab_size={V})")
-    return idx.astype(np.int64)
+def check_prompt(model, idx):
+    """idx as int64 ids, if it is a non-empty (B, T) array of valid ids (T may exceed
+    block_size: only the last block_size are used); else a ValueError saying why."""
+    return check_ids(idx, model.config.vocab_size, "idx").astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- picking
@@ -148,67 +135,49 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, r
 
 
 # ----------------------------------------------------------------------------- KV cache
-class KVCache:
-    """Every layer's keys and values for the positions run so far.
+class LayerKV:
+    """One layer's keys and values for the positions run so far.
 
-    k[l], v[l]: (B, nh, block_size, hs), filled left to right; `length` positions
-    are valid. Preallocated so a step writes one column instead of copying the lot.
-    layers[l], mlps[l]: layer l's parameters under their local names ("ln_1.w", ...;
-    "c_fc.w", ...), looked up once here rather than per layer per token (~10 us each).
+    k, v: (B, nh, block_size, hs), filled left to right; the first `length` positions
+    are valid. Preallocated, so a step writes one column instead of copying the lot.
     """
 
-    def __init__(self, model, B):
-        cfg = model.config
-        shape = (B, cfg.n_head, cfg.block_size, cfg.head_size)
-        dtype = np.dtype(cfg.dtype)
-        self.k = [np.zeros(shape, dtype) for _ in range(cfg.n_layer)]
-        self.v = [np.zeros(shape, dtype) for _ in range(cfg.n_layer)]
+    def __init__(self, shape, dtype):
+        self.k = np.zeros(shape, dtype)
+        self.v = np.zeros(shape, dtype)
         self.length = 0
-        self.layers = [subdict(model.params, f"h.{l}.") for l in range(cfg.n_layer)]
-        self.mlps = [subdict(lp, "mlp.") for lp in self.layers]
 
-    def append(self, layer, k, v):
-        """Store k, v (B, nh, Tn, hs) after the valid ones; return all keys, values."""
+    def append(self, k, v):
+        """Store k, v (B, nh, Tn, hs) after the valid ones -> all keys, all values,
+        each (B, nh, length + Tn, hs). block.self_attention_forward calls this."""
         t0, Tn = self.length, k.shape[2]
-        self.k[layer][:, :, t0:t0 + Tn] = k
-        self.v[layer][:, :, t0:t0 + Tn] = v
-        return self.k[layer][:, :, :t0 + Tn], self.v[layer][:, :, :t0 + Tn]  # (B, nh, Tk, hs)
+        self.k[:, :, t0:t0 + Tn] = k
+        self.v[:, :, t0:t0 + Tn] = v
+        self.length = t0 + Tn
+        return self.k[:, :, :self.length], self.v[:, :, :self.length]
 
 
-def forward_cached(model, ids, cache):
-    """Run new tokens through the model, reusing (and extending) the cache.
+class KVCache:
+    """Every layer's keys and values, for model.forward(ids, kv_cache=cache).
 
-    ids: (B, Tn) tokens at positions cache.length .. cache.length + Tn - 1
-    -> logits of the LAST new position, (B, V).
-    The same composition of ops as GPT.forward in eval mode (no dropout), except
-    that attention's keys and values come from the cache.
+    layers[l]: block l's LayerKV. length: how many positions have run, so the next
+    ids sit at positions length, length + 1, ... .
     """
-    cfg, p = model.config, model.params
-    B, Tn = ids.shape
-    t0 = cache.length
-    if t0 + Tn > cfg.block_size:
-        raise ValueError(f"cache holds {t0} positions; {Tn} more exceed block_size "
-                         f"{cfg.block_size}")
-    tok, _ = embedding_forward(ids, p["wte"])                           # (B, Tn, C)
-    pe = p["wpe"][t0:t0 + Tn] if cfg.pos_encoding == "learned" else model.pe_table[t0:t0 + Tn]
-    x = tok + pe                                                        # (B, Tn, C)
-    for l, (lp, mlp_p) in enumerate(zip(cache.layers, cache.mlps)):
-        # attention sub-block: x = x + c_proj(attn(q_new, k_all, v_all))
-        h, _ = layernorm_forward(x, lp["ln_1.w"], lp.get("ln_1.b"))
-        qkv, _ = linear_forward(h, lp["attn.c_attn.w"], lp.get("attn.c_attn.b"))  # (B, Tn, 3C)
-        q, k, v = (split_heads(t, cfg.n_head) for t in split_qkv(qkv))  # (B, nh, Tn, hs)
-        k_all, v_all = cache.append(l, k, v)                            # (B, nh, t0+Tn, hs)
-        y, _ = attention_forward(q, k_all, v_all)                       # (B, nh, Tn, hs)
-        a, _ = linear_forward(merge_heads(y), lp["attn.c_proj.w"], lp.get("attn.c_proj.b"))
-        x = x + a
-        # MLP sub-block: x = x + mlp(ln_2(x))
-        h, _ = layernorm_forward(x, lp["ln_2.w"], lp.get("ln_2.b"))
-        m, _ = mlp_forward(h, mlp_p)
-        x = x + m
-    cache.length = t0 + Tn
-    x, _ = layernorm_forward(x[:, -1], p["ln_f.w"], p.get("ln_f.b"))   # (B, C) last only
-    logits, _ = linear_forward(x, p["wte"].T)                           # (B, V) tied head
-    return logits
+
+    def __init__(self, config, B):
+        shape = (B, config.n_head, config.block_size, config.head_size)
+        self.layers = [LayerKV(shape, np.dtype(config.dtype)) for _ in range(config.n_layer)]
+
+    @property
+    def length(self):
+        return self.layers[0].length
+
+
+def next_logits(model, ids, cache):
+    """Run ids (B, Tn), the positions after the cached ones, through the model ->
+    the logits of the next token, (B, V). Fills the cache as it goes."""
+    logits, _ = model.forward(ids, kv_cache=cache)                      # (B, 1, V)
+    return logits[:, -1]
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -225,7 +194,7 @@ def check_slide(slide, block_size):
 
 def blas_for(B):
     """The BLAS setting for generating B sequences: one thread when B == 1 (one
-    sequence is too small to share between cores, see parallel.one_blas_thread),
+    sequence is too small to share between cores, see blas.one_blas_thread),
     else BLAS's own. A context manager."""
     return one_blas_thread() if B == 1 else contextlib.nullcontext()
 
@@ -241,7 +210,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
     slow, obviously-correct reference the cached path is tested against.
     """
     check_sampling_args(max_new_tokens, temperature, top_k, top_p, greedy)
-    idx = _check_prompt(model, idx)
+    idx = check_prompt(model, idx)
     rng = None if greedy else make_rng(rng)
     bs = model.config.block_size
     slide = check_slide(slide, bs)
@@ -252,8 +221,8 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
         """Logits of the next token given the whole window, from scratch."""
         nonlocal cache
         if use_cache:
-            cache = KVCache(model, B)
-            return forward_cached(model, context, cache)                # prefill
+            cache = KVCache(model.config, B)
+            return next_logits(model, context, cache)                   # prefill
         logits, _ = model.forward(context)
         return logits[:, -1]
 
@@ -269,7 +238,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
         with blas_for(B):
             if context.shape[1] <= bs:               # still fits: the window stays put
                 if use_cache:
-                    logits = forward_cached(model, ids[:, None], cache)  # one position
+                    logits = next_logits(model, ids[:, None], cache)    # one position
                 else:
                     logits = window_logits()
             else:                                    # outgrown: drop the oldest `slide`
@@ -288,7 +257,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     when greedy.
     slide: how the window moves past block_size (see stream and the module docstring).
     """
-    idx = _check_prompt(model, idx)
+    idx = check_prompt(model, idx)
     if stop_token is not None and not (isinstance(stop_token, numbers.Integral)
                                        and 0 <= stop_token < model.config.vocab_size):
         raise ValueError(f"stop_token must be a token id in [0, {model.config.vocab_size}), "

@@ -16,10 +16,17 @@ vectors back into token scores at the top, so its gradient is the sum of both us
 exactly the same keys and shapes. Names follow nanoGPT's without "transformer." and
 with ".w"/".b" for weight/bias ("h.0.attn.c_attn.w"); minigpt.interop maps them.
 Linear weights are stored (in, out) so that the forward reads x @ w.
+
+GPT.forward and GPT.backward below are the whole pass, in the order the data flows,
+on the whole batch: no threads anywhere. Training spreads a batch over two cores by
+running this same model on each half (minigpt/data_parallel.py, as DDP wraps a
+model); generation runs this same forward with a KV cache (minigpt/generate.py).
 """
+from typing import NamedTuple
+
 import numpy as np
 
-from .block import block_backward, block_forward, subdict
+from .block import block_backward, block_forward, put_grads, subdict
 from .config import GPTConfig
 from .ops.dropout import dropout_backward, dropout_forward
 from .ops.embedding import embedding_backward, embedding_forward
@@ -28,7 +35,6 @@ from .ops.linear import linear_backward, linear_forward
 from .ops.loss import cross_entropy_backward, cross_entropy_forward
 from .ops.positional import (learned_positional_backward, learned_positional_forward,
                              sinusoidal_table)
-from .parallel import run_halves, split_batch
 
 
 def param_shapes(config: GPTConfig) -> dict:
@@ -78,12 +84,56 @@ def init_params(config: GPTConfig, seed: int = 0) -> dict:
     return params
 
 
+class GPTCache(NamedTuple):
+    """What one forward pass keeps for its backward, op by op, in the order of the data.
+
+    blocks[l].attn.heads.att is block l's attention weights (B, nh, T, T); attention(l)
+    returns them.
+    """
+    tok: tuple              # token embedding lookup (the ids)
+    pos: tuple              # learned positions (None for the fixed sinusoidal table)
+    drop: object            # dropout on the embeddings
+    blocks: list            # one BlockCache per block
+    ln_f: tuple             # final layer norm
+    lm_head: tuple          # the tied head: a linear cache with w = wte^T
+    loss: tuple             # cross-entropy (None without targets)
+    logits_shape: tuple     # (B, T, V)
+
+    def attention(self, l):
+        """Block l's attention weights, (B, nh, T, T): row i is what position i looked at."""
+        return self.blocks[l].attn.heads.att
+
+
+def check_ids(ids, vocab_size, what="idx", block_size=None):
+    """ids as an array, if it is a non-empty (B, T) array of token ids in [0, vocab_size)
+    with T <= block_size (no limit if None); else a ValueError that says what is wrong."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"{what} must have shape (B, T), got an array of shape {ids.shape} "
+                         f"(for one sequence of ids use {what}[None, :])")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{what} must hold integer token ids, got dtype {ids.dtype}")
+    B, T = ids.shape
+    if B < 1 or T < 1:
+        raise ValueError(f"{what} is empty (shape {ids.shape}): need at least one token")
+    if block_size is not None and T > block_size:
+        raise ValueError(f"sequence length {T} exceeds block_size {block_size}: "
+                         f"crop {what} to its last {block_size} tokens")
+    lo, hi = ids.min(), ids.max()
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{what} holds token id {bad}, outside [0, vocab_size={vocab_size})")
+    return ids
+
+
 class GPT:
     """A GPT language model whose every gradient is written by hand.
 
     >>> model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
     >>> logits, loss = model.forward(np.array([[1, 2, 3]]), np.array([[2, 3, 4]]))
     >>> grads = model.backward()      # same keys and shapes as model.params
+    >>> model.cache.attention(0).shape   # block 0's attention weights (B, nh, T, T)
+    (1, 2, 3, 3)
     """
 
     def __init__(self, config: GPTConfig, seed: int = 0):
@@ -92,154 +142,107 @@ class GPT:
         self.config = config
         self.params = init_params(config, seed)
         self.rng = np.random.default_rng(seed)      # dropout masks when none is given
-        self._cache = None
+        self.cache = None                           # the last forward's GPTCache
         # the fixed sinusoidal table is computed once, in float64, then cast
         self.pe_table = sinusoidal_table(config.block_size, config.n_embd,
                                          dtype=np.dtype(config.dtype))
 
-    # ------------------------------------------------------------------ checks
-    def _check_ids(self, ids, what):
-        """Refuse anything that is not a (B, T) array of valid token ids."""
-        cfg = self.config
-        ids = np.asarray(ids)
-        if ids.ndim != 2:
-            raise ValueError(f"{what} must have shape (B, T), got an array of shape {ids.shape}")
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"{what} must hold integer token ids, got dtype {ids.dtype}")
-        B, T = ids.shape
-        if B < 1 or T < 1:
-            raise ValueError(f"{what} is empty (shape {ids.shape}): need at least one token")
-        if T > cfg.block_size:
-            raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}: "
-                             f"crop {what} to its last {cfg.block_size} tokens")
-        lo, hi = ids.min(), ids.max()
-        if lo < 0 or hi >= cfg.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{what} holds token id {bad}, outside [0, vocab_size="
-                             f"{cfg.vocab_size})")
-        return ids
-
     # ------------------------------------------------------------------ forward
-    def forward(self, idx, targets=None, *, train=False, rng=None):
+    def forward(self, idx, targets=None, *, train=False, rng=None, kv_cache=None):
         """idx: (B, T) ints -> logits (B, T, V), loss (float, or None without targets).
 
         train=True turns dropout on; its masks come from `rng` (a np.random.Generator)
         or, if None, from the model's own generator. Passing the same seeded rng twice
         gives the same masks, which is how the gradient checks test dropout.
-        Caches what backward() needs; backward() must follow the forward it belongs to.
+        Keeps what backward() needs in self.cache (a GPTCache).
 
-        A batch of B >= 2 runs as two half-batches on two threads (minigpt/parallel.py);
-        the loss is the halves' losses weighted by B_h / B: the mean over the batch.
+        kv_cache (generation only; minigpt.generate.KVCache): the keys and values of
+        the kv_cache.length positions already run. idx then holds the positions after
+        them; each block appends their keys and values, and only the last position's
+        logits are computed, (B, 1, V): the next token needs no others. Such a pass
+        keeps nothing for backward.
         """
-        cfg = self.config
-        idx = self._check_ids(idx, "idx")
+        cfg, p = self.config, self.params
+        t0 = 0 if kv_cache is None else kv_cache.length           # first position of idx
+        idx = check_ids(idx, cfg.vocab_size, "idx", cfg.block_size)
+        T = idx.shape[1]
+        if t0 + T > cfg.block_size:
+            raise ValueError(f"the KV cache holds {t0} positions; {T} more exceed block_size "
+                             f"{cfg.block_size}")
         if targets is not None:
-            targets = self._check_ids(targets, "targets")
+            targets = check_ids(targets, cfg.vocab_size, "targets")
             if targets.shape != idx.shape:
                 raise ValueError(f"targets shape {targets.shape} does not match idx shape "
                                  f"{idx.shape}")
-        B = idx.shape[0]
         p_drop = cfg.dropout if train else 0.0
         if p_drop > 0.0 and rng is None:
             rng = self.rng
 
-        halves = split_batch(B)
-        rngs = [rng] * len(halves)                  # unused when dropout is off
-        if p_drop > 0.0 and len(halves) == 2:
-            # one generator per half, seeded from rng: the masks cannot depend on which
-            # thread happens to draw first
-            rngs = [np.random.default_rng(seed) for seed in rng.integers(2**63, size=2)]
-        parts = run_halves(self._forward_half,
-                           [(idx[h], None if targets is None else targets[h], p_drop, r)
-                            for h, r in zip(halves, rngs)])
-        logits = np.concatenate([logits for logits, _, _ in parts])      # (B, T, V)
-        loss = None
+        # embeddings: x = wte[idx] + pe[t0 : t0 + T]
+        tok, tok_cache = embedding_forward(idx, p["wte"])                   # (B, T, C)
+        if cfg.pos_encoding == "learned":
+            pe, pos_cache = learned_positional_forward(T, p["wpe"], t0)     # (T, C)
+        else:
+            pe, pos_cache = self.pe_table[t0:t0 + T], None                  # fixed, no grad
+        x, drop_cache = dropout_forward(tok + pe, p_drop, rng)              # (B, T, C)
+
+        # the blocks
+        block_caches = []
+        for l in range(cfg.n_layer):
+            kv = None if kv_cache is None else kv_cache.layers[l]
+            x, c = block_forward(x, subdict(p, f"h.{l}."), cfg.n_head, p_drop, rng, kv)
+            if kv_cache is None:             # (generation keeps nothing for backward)
+                block_caches.append(c)                                      # x: (B, T, C)
+
+        # final norm and the tied head: logits = ln_f(x) @ wte^T
+        if kv_cache is not None:
+            x = x[:, -1:]                                                   # (B, 1, C)
+        x, lnf_cache = layernorm_forward(x, p["ln_f.w"], p.get("ln_f.b"))   # (B, T, C)
+        logits, head_cache = linear_forward(x, p["wte"].T)                  # (B, T, V)
+
+        loss, loss_cache = None, None
         if targets is not None:
-            loss = sum((h.stop - h.start) / B * part_loss
-                       for h, (_, part_loss, _) in zip(halves, parts))
-        self._cache = (halves, [cache for _, _, cache in parts], logits.shape)
+            loss, loss_cache = cross_entropy_forward(logits, targets)
+        self.cache = None if kv_cache is not None else GPTCache(
+            tok_cache, pos_cache, drop_cache, block_caches, lnf_cache, head_cache, loss_cache,
+            logits.shape)
         return logits, loss
 
-    def _forward_half(self, idx, targets, p_drop, rng):
-        """The forward pass proper, on (part of) a batch -> logits, loss, cache."""
-        cfg, p = self.config, self.params
-        T = idx.shape[1]
-        tok, c_tok = embedding_forward(idx, p["wte"])                  # (B, T, C)
-        if cfg.pos_encoding == "learned":
-            pe, c_pos = learned_positional_forward(T, p["wpe"])        # (T, C)
-        else:
-            pe, c_pos = self.pe_table[:T], None                        # fixed, no grad
-        x, c_drop = dropout_forward(tok + pe, p_drop, rng)             # (B, T, C)
-
-        c_blocks = []
-        for l in range(cfg.n_layer):
-            x, c = block_forward(x, subdict(p, f"h.{l}."), cfg.n_head, p_drop, rng)
-            c_blocks.append(c)
-
-        x, c_lnf = layernorm_forward(x, p["ln_f.w"], p.get("ln_f.b"))  # (B, T, C)
-        logits, c_head = linear_forward(x, p["wte"].T)                 # (B, T, V) tied
-
-        loss, c_loss = None, None
-        if targets is not None:
-            loss, c_loss = cross_entropy_forward(logits, targets)
-        return logits, loss, (c_tok, c_pos, c_drop, c_blocks, c_lnf, c_head, c_loss)
-
     # ------------------------------------------------------------------ backward
-    def backward(self, dlogits=None):
-        """Gradients of the last forward's loss (or of sum(logits * dlogits)).
+    def backward(self, dlogits=None, *, dloss=1.0):
+        """Gradients of the last forward's loss (times dloss), or of sum(logits * dlogits).
 
         Returns a dict with exactly the keys and shapes of self.params.
         """
-        if self._cache is None:
-            raise ValueError("backward() called before forward()")
-        halves, caches, logits_shape = self._cache
+        cache = self.cache
+        if cache is None:
+            raise ValueError("backward() called before forward() (or after a generation "
+                             "pass with kv_cache, which keeps nothing for backward)")
         if dlogits is None:
-            if caches[0][-1] is None:
+            if cache.loss is None:
                 raise ValueError("backward() needs the loss: call forward(idx, targets) "
                                  "first, or pass dlogits")
-            parts_d = [None] * len(halves)
-        elif np.shape(dlogits) != logits_shape:
+            dlogits = cross_entropy_backward(dloss, cache.loss)            # (B, T, V)
+        elif np.shape(dlogits) != cache.logits_shape:
             raise ValueError(f"dlogits shape {np.shape(dlogits)} does not match logits "
-                             f"shape {logits_shape}")
-        else:
-            parts_d = [dlogits[h] for h in halves]
-        B = logits_shape[0]
-        parts = run_halves(self._backward_half,
-                           [(cache, d, (h.stop - h.start) / B)
-                            for cache, d, h in zip(caches, parts_d, halves)])
-        grads = parts[0]
-        if len(parts) == 2:               # the all-reduce: add the halves' gradients
-            grads = {name: g + parts[1][name] for name, g in grads.items()}
-        return {name: grads[name] for name in self.params}             # params' order
-
-    def _backward_half(self, cache, dlogits, weight):
-        """The backward pass proper, for one forward_half -> grads dict.
-
-        Without dlogits it starts at the loss, whose share of the batch's mean is
-        weight = B_h / B (1.0 for a whole batch).
-        """
-        c_tok, c_pos, c_drop, c_blocks, c_lnf, c_head, c_loss = cache
+                             f"shape {cache.logits_shape}")
         cfg = self.config
-        if dlogits is None:
-            dlogits = cross_entropy_backward(weight, c_loss)           # (B, T, V)
 
         grads = {}
         # LM head: logits = x @ W with W = wte^T, so wte's gradient from the head is dW^T
-        dx, dwte_T, _ = linear_backward(dlogits, c_head)
-        dwte = dwte_T.T.copy()                                          # (V, C)
-        dx, grads["ln_f.w"], db = layernorm_backward(dx, c_lnf)
-        if db is not None:
-            grads["ln_f.b"] = db
+        dx, dwte_T, _ = linear_backward(dlogits, cache.lm_head)
+        dwte = dwte_T.T.copy()                                              # (V, C)
+        dx, grads["ln_f.w"], db = layernorm_backward(dx, cache.ln_f)
+        put_grads(grads, "ln_f.", {"b": db})
         for l in reversed(range(cfg.n_layer)):
-            dx, g = block_backward(dx, c_blocks[l])
-            for key, value in g.items():
-                grads[f"h.{l}.{key}"] = value
-        dx = dropout_backward(dx, c_drop)                               # d(tok + pe)
+            dx, g = block_backward(dx, cache.blocks[l])
+            put_grads(grads, f"h.{l}.", g)
+        dx = dropout_backward(dx, cache.drop)                               # d(tok + pe)
         if cfg.pos_encoding == "learned":
-            grads["wpe"] = learned_positional_backward(dx, c_pos)
-        dwte += embedding_backward(dx, c_tok)       # tied: sum of both uses of wte
+            grads["wpe"] = learned_positional_backward(dx, cache.pos)
+        dwte += embedding_backward(dx, cache.tok)   # tied: sum of both uses of wte
         grads["wte"] = dwte
-        return grads
+        return {name: grads[name] for name in self.params}                 # params' order
 
     __call__ = forward
 

@@ -50,6 +50,7 @@ from .config import GPTConfig, strict_from_dict
 from .data import CharDataset, load_conversations, split_conversations
 from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                        evaluate_greetings, evaluate_replies)
+from .data_parallel import DataParallel
 from .model import GPT, param_shapes
 from .optim import AdamW, clip_grad_norm, lr_at
 from .tokenizer import CharTokenizer
@@ -461,6 +462,7 @@ def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, pro
 
     mcfg = model.config
     T, B = mcfg.block_size, cfg.batch_size
+    engine = DataParallel(model)          # the model on two half-batches, one per core
     end = cfg.max_iters if stop_at is None else min(stop_at, cfg.max_iters)
     plot = os.path.join(cfg.out_dir, PLOT_NAME)
     title = (f"{mcfg.n_layer} layers, n_embd {mcfg.n_embd}, block {T}, dropout "
@@ -483,7 +485,7 @@ def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, pro
             f"(pass a larger --max-iters to go on)")
 
     def evaluate(it):
-        losses = estimate_loss(model, data, B, T, cfg.eval_iters, cfg.seed)
+        losses = estimate_loss(engine, data, B, T, cfg.eval_iters, cfg.seed)
         history["evals"].append({"iter": it, **losses})
         say(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         return losses
@@ -508,13 +510,13 @@ def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, pro
                 rng = step_rng(cfg.seed, it)
                 x, y = data.get_batch("train", B, T, rng,                   # (B, T) each
                                       cfg.conversation_start_fraction)
-                _, loss = model.forward(x, y, train=True, rng=rng)
+                _, loss = engine.forward(x, y, train=True, rng=rng)     # both halves
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss} at iteration {it}: training stopped. "
                         f"Nothing was saved, so {ckpt} still holds the last good checkpoint "
                         f"(if one was written). Try a lower --lr or --grad-clip.")
-                grads = model.backward()
+                grads = engine.backward()
                 norm = clip_grad_norm(grads, cfg.grad_clip)
                 if not math.isfinite(norm):
                     raise TrainingDiverged(

@@ -9,7 +9,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-import minigpt.parallel as parallel
+import minigpt.blas as blas
 
 settings.register_profile("dev", deadline=None, max_examples=25,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -29,8 +29,8 @@ def blas_threads():
 
 @pytest.fixture
 def blas_limit_calls(monkeypatch):
-    """The list of thread counts parallel._blas_limit is asked for (it still sets them)."""
+    """The list of thread counts blas.blas_limit is asked for (it still sets them)."""
     calls = []
-    real = parallel._blas_limit
-    monkeypatch.setattr(parallel, "_blas_limit", lambda n: (calls.append(n), real(n))[1])
+    real = blas.blas_limit
+    monkeypatch.setattr(blas, "blas_limit", lambda n: (calls.append(n), real(n))[1])
     return calls

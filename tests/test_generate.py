@@ -195,11 +195,11 @@ def test_bad_prompts_are_refused(idx, word):
 
 def test_batch_1_generation_runs_blas_on_one_thread_and_restores_it(monkeypatch,
                                                                    blas_threads):
-    """One sequence is too small to share between cores (minigpt/parallel.py)."""
+    """One sequence is too small to share between cores (minigpt/blas.py)."""
     before = blas_threads()
     seen = []
-    real = gen.forward_cached
-    monkeypatch.setattr(gen, "forward_cached",
+    real = gen.next_logits
+    monkeypatch.setattr(gen, "next_logits",
                         lambda *a: (seen.append(blas_threads()), real(*a))[1])
     generate(make_model(), np.array([[1, 2, 3]]), 12, greedy=True)    # past block_size 8
     assert len(seen) > 4 and all(threads == [1] * len(before) for threads in seen)

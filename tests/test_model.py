@@ -154,3 +154,54 @@ def test_unknown_config_key_is_named():
         GPTConfig.from_dict({"n_layers": 3})
     with pytest.raises(ValueError, match="n_embed"):
         tiny_config().replace(n_embed=3)
+
+
+# ----------------------------------------------------------------------------- one plain pass
+def test_the_forward_is_the_ops_composed_in_order():
+    """A learner who composes the ops by hand, with the same seeded rng, gets exactly
+    what model.forward gives, dropout masks included: the model is nothing more."""
+    from minigpt.block import block_forward, subdict
+    from minigpt.ops.dropout import dropout_forward
+    from minigpt.ops.embedding import embedding_forward
+    from minigpt.ops.layernorm import layernorm_forward
+    from minigpt.ops.linear import linear_forward
+    from minigpt.ops.loss import cross_entropy_forward
+
+    config = tiny_config(dropout=0.3, pos_encoding="learned")
+    model = randomize(GPT(config))
+    idx, targets = batch(config, B=3, T=5)
+    logits, loss = model.forward(idx, targets, train=True, rng=np.random.default_rng(9))
+
+    rng, p = np.random.default_rng(9), model.params
+    x, _ = dropout_forward(embedding_forward(idx, p["wte"])[0] + p["wpe"][:5], 0.3, rng)
+    for l in range(config.n_layer):
+        x, _ = block_forward(x, subdict(p, f"h.{l}."), config.n_head, 0.3, rng)
+    x, _ = layernorm_forward(x, p["ln_f.w"], p["ln_f.b"])
+    expected, _ = linear_forward(x, p["wte"].T)
+    np.testing.assert_array_equal(logits, expected)
+    assert loss == cross_entropy_forward(expected, targets)[0]
+
+
+def test_the_cache_names_what_each_layer_kept():
+    config = tiny_config(n_layer=2, n_head=3)
+    model = GPT(config)
+    idx, targets = batch(config, B=2, T=4)
+    model.forward(idx, targets)
+    att = model.cache.attention(1)                               # (B, nh, T, T)
+    assert att.shape == (2, 3, 4, 4)
+    assert att is model.cache.blocks[1].attn.heads.att
+    np.testing.assert_allclose(att.sum(axis=-1), 1.0, rtol=1e-12)   # rows are distributions
+    assert np.all(np.triu(att, k=1) == 0.0)                      # and see no later position
+
+
+def test_a_cached_pass_is_for_generation_only():
+    from minigpt.generate import KVCache
+    config = tiny_config()
+    model = GPT(config)
+    cache = KVCache(config, 1)
+    logits, _ = model.forward(np.array([[1, 2, 3, 4]]), kv_cache=cache)
+    assert logits.shape == (1, 1, config.vocab_size) and cache.length == 4
+    with pytest.raises(ValueError, match="kv_cache"):
+        model.backward(np.ones_like(logits))
+    with pytest.raises(ValueError, match="KV cache holds 4 positions; 3 more exceed"):
+        model.forward(np.array([[1, 2, 3]]), kv_cache=cache)

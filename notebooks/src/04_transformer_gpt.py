@@ -31,13 +31,14 @@ from minigpt.block import (block_backward, block_forward, mlp_forward, self_atte
 from minigpt.config import GPTConfig
 from minigpt.gradcheck import gradcheck, gradcheck_model
 from minigpt.model import GPT, param_shapes
-from minigpt.ops.attention import split_heads
+from minigpt.ops.attention import causal_mask, split_heads
 from minigpt.ops.embedding import embedding_forward
 from minigpt.ops.gelu import gelu_backward, gelu_forward
 from minigpt.ops.layernorm import layernorm_backward, layernorm_forward
 from minigpt.ops.linear import linear_backward, linear_forward
 from minigpt.ops.loss import cross_entropy_forward
 from minigpt.ops.positional import sinusoidal_table
+from minigpt.ops.softmax import softmax_forward
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
@@ -130,7 +131,8 @@ plt.show()
 # $T$ time, $C$ channels, $n_h$ heads of size $h_s = C/n_h$, $V$ vocabulary.
 #
 # Below we run a model step by step with `minigpt`'s functions, recording every shape,
-# and check that the result equals `model.forward`.
+# and check that the result equals `model.forward`, whose cache keeps what each layer
+# computed under its name (`model.cache.attention(0)` is block 0's attention weights).
 
 # %%
 model = GPT(config, seed=0)
@@ -157,7 +159,8 @@ qkv = note("&nbsp;&nbsp;q, k, v side by side", "h W_attn + b_attn",
            linear_forward(h, first["attn.c_attn.w"], first["attn.c_attn.b"])[0])
 q, k, v = (split_heads(t, nh) for t in np.split(qkv, 3, axis=-1))
 note("&nbsp;&nbsp;q (and k, v) per head", "split_heads", q)
-note("&nbsp;&nbsp;scores, per head", "q kᵀ / √h_s", q @ k.swapaxes(-1, -2) / np.sqrt(C // nh))
+scores = note("&nbsp;&nbsp;scores, per head", "q kᵀ / √h_s",
+              q @ k.swapaxes(-1, -2) / np.sqrt(C // nh))
 attn = note("&nbsp;&nbsp;attention output", "Attn(LN₁(x))",
             self_attention_forward(h, subdict(first, "attn."), nh)[0])
 x_mid = note("&nbsp;&nbsp;first residual", "x + Attn(LN₁(x))", x + attn)
@@ -176,12 +179,17 @@ note("loss", "mean −log p(target)", np.array(loss))
 
 model_logits, model_loss = model.forward(idx, targets)
 assert np.allclose(logits, model_logits, atol=1e-12) and np.isclose(loss, model_loss)
+# the forward keeps what each layer computed, by name: block 0's attention weights are
+# the softmax of our masked scores
+scores[..., causal_mask(T, T)] = -np.inf
+assert np.allclose(model.cache.attention(0), softmax_forward(scores)[0], atol=1e-12)
 assert rows[-2][2] == (B, T, V) and rows[2][2] == (B, T, C)
 display(Markdown(
     f"B = {B}, T = {T}, C = {C}, n_h = {nh}, h_s = {C // nh}, V = {V}\n\n"
     "| step | formula | shape |\n|---|---|---|\n"
     + "\n".join(f"| {s} | {f} | `{shape}` |" for s, f, shape in rows)))
-print("the step-by-step run gives exactly model.forward's logits and loss")
+print("the step-by-step run gives exactly model.forward's logits, loss and attention weights "
+      "(model.cache.attention(0))")
 
 # %% [markdown]
 # Why this stacks well: at initialisation `minigpt` (like GPT-2) draws the two output

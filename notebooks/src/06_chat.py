@@ -35,15 +35,10 @@ from matplotlib.ft2font import FT2Font
 %matplotlib inline
 
 import minigpt
-from minigpt.block import block_forward, self_attention_forward, subdict
 from minigpt.chat import Chatbot
 from minigpt.data import load_conversations
 from minigpt.generate import sample_next, stream
-from minigpt.ops.attention import causal_mask, merge_heads, split_heads
-from minigpt.ops.embedding import embedding_forward
-from minigpt.ops.layernorm import layernorm_forward
-from minigpt.ops.linear import linear_forward
-from minigpt.ops.positional import sinusoidal_table
+from minigpt.ops.attention import causal_mask
 from minigpt.ops.softmax import softmax_forward
 from minigpt.train import PRESETS, train
 
@@ -304,36 +299,31 @@ plt.show()
 #
 # ## 5. Where it looks: attention over a reply
 #
-# Finally, the formula of notebook 1 inside the trained model. We recompute the
-# attention weights $A = \text{softmax}(QK^T/\sqrt{d_k})$ of every head of the last
-# block over a question and its greedy reply, from `minigpt`'s ops and the model's
-# parameters, checking on the way that they reproduce the model's own attention
-# output. We want the question and the whole reply inside the model's window of
+# Finally, the formula of notebook 1 inside the trained model. One `model.forward`
+# over a question and its greedy reply keeps, in `model.cache`, what every layer
+# computed, by name: `model.cache.attention(l)` is block $l$'s attention weights
+# $A = \text{softmax}(QK^T/\sqrt{d_k})$, and `model.cache.blocks[l].attn.heads` holds
+# the $q$ and $k$ they came from, so we check the last block's weights against the
+# formula. We want the question and the whole reply inside the model's window of
 # `block_size` characters, so the map shows both: we take the first of a few English
 # lines whose greedy reply fits, and if none does (greedy replies that loop never end),
 # a reply sampled at temperature 0.5 with a fixed seed.
 
 # %%
 def attention_maps(model, ids):
-    """Attention weights of every block: list of (nh, T, T) arrays, for ids (T,)."""
-    cfg, p = model.config, model.params
-    T, C, nh = len(ids), cfg.n_embd, cfg.n_head
-    pe = p["wpe"][:T] if cfg.pos_encoding == "learned" else sinusoidal_table(T, C)
-    x = embedding_forward(ids[None, :], p["wte"])[0] + pe                  # (1, T, C)
-    maps = []
-    for l in range(cfg.n_layer):
-        bp = subdict(p, f"h.{l}.")
-        h, _ = layernorm_forward(x, bp["ln_1.w"], bp.get("ln_1.b"))
-        qkv, _ = linear_forward(h, bp["attn.c_attn.w"], bp.get("attn.c_attn.b"))
-        q, k, v = (split_heads(t, nh) for t in np.split(qkv, 3, axis=-1))  # (1, nh, T, hs)
-        scores = q @ k.swapaxes(-1, -2) / np.sqrt(C // nh)                 # (1, nh, T, T)
-        scores[..., causal_mask(T, T)] = -np.inf
-        att, _ = softmax_forward(scores)
-        y, _ = linear_forward(merge_heads(att @ v), bp["attn.c_proj.w"], bp.get("attn.c_proj.b"))
-        assert np.allclose(y, self_attention_forward(h, subdict(bp, "attn."), nh)[0],
-                           atol=1e-5)
-        maps.append(att[0])
-        x, _ = block_forward(x, bp, nh)
+    """Attention weights of every block: list of (nh, T, T) arrays, for ids (T,).
+
+    One forward pass of the model; its cache names what each layer computed, so the
+    weights are read, not recomputed. For the last block we check them against the
+    formula, softmax(q k^T / sqrt(d_k)) with the causal mask, on the q and k it cached.
+    """
+    model.forward(ids[None, :])                                 # keeps model.cache
+    maps = [model.cache.attention(l)[0] for l in range(model.config.n_layer)]
+    heads = model.cache.blocks[-1].attn.heads                   # the last block's attention
+    T, hs = len(ids), model.config.head_size
+    scores = heads.q.astype(np.float64) @ heads.k.swapaxes(-1, -2) / np.sqrt(hs)  # (1, nh, T, T)
+    scores[..., causal_mask(T, T)] = -np.inf
+    assert np.allclose(softmax_forward(scores)[0][0], maps[-1], atol=1e-5)
     return maps
 
 
