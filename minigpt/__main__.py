@@ -24,8 +24,8 @@ import re
 import sys
 
 from .checkpoint import CheckpointError, CheckpointNotFoundError
-from .config import GPTConfig
-from .train import MODEL_FIELDS, PRESETS, TRAIN_FIELDS, TrainConfig, TrainingDiverged
+from .config import GPTConfig, TrainConfig
+from .train import MODEL_FIELDS, PRESETS, TRAIN_FIELDS, TrainingDiverged
 
 PROG = "python -m minigpt"
 
@@ -242,7 +242,7 @@ def cmd_eval(args):
     from .chat import default_checkpoint
     from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                            evaluate_greetings, evaluate_replies)
-    from .train import TrainConfig, build_dataset, load_model
+    from .train import build_dataset, load_model
     if args.replies < 0 or args.show < 0:
         raise ValueError("--replies and --show must be >= 0")
     model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)

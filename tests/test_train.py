@@ -13,13 +13,13 @@ import pytest
 import minigpt.model
 from minigpt.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, \
     save_checkpoint
-from minigpt.config import GPTConfig
+from minigpt.config import GPTConfig, TrainConfig
 from minigpt.evaluate import corpus_words, greedy_replies, word_validity, words
 from minigpt.generate import generate
 from minigpt.model import GPT
 from minigpt.tokenizer import CharTokenizer
-from minigpt.train import (PRESETS, TrainConfig, TrainingDiverged, load_model, load_state,
-                           split_overrides, train)
+from minigpt.train import (PRESETS, TrainingDiverged, load_model, load_state, split_overrides,
+                           train)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = dict(progress=False, out=open(os.devnull, "w"))
