@@ -25,7 +25,8 @@ import sys
 
 from .checkpoint import CheckpointError, CheckpointNotFoundError
 from .config import GPTConfig, TrainConfig
-from .train import MODEL_FIELDS, PRESETS, TRAIN_FIELDS, TrainingDiverged
+from .presets import MODEL_FIELDS, PRESETS, TRAIN_FIELDS
+from .train import TrainingDiverged
 
 PROG = "python -m minigpt"
 

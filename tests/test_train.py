@@ -18,8 +18,8 @@ from minigpt.evaluate import corpus_words, greedy_replies, word_validity, words
 from minigpt.generate import generate
 from minigpt.model import GPT
 from minigpt.tokenizer import CharTokenizer
-from minigpt.train import (PRESETS, TrainingDiverged, load_model, load_state, split_overrides,
-                           train)
+from minigpt.presets import PRESETS, split_overrides
+from minigpt.train import TrainingDiverged, load_model, load_state, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = dict(progress=False, out=open(os.devnull, "w"))

@@ -45,7 +45,8 @@ from minigpt.ops.layernorm import layernorm_forward
 from minigpt.ops.linear import linear_forward
 from minigpt.ops.positional import sinusoidal_table
 from minigpt.ops.softmax import softmax_forward
-from minigpt.train import PRESETS, train
+from minigpt.presets import PRESETS
+from minigpt.train import train
 
 np.set_printoptions(precision=4, suppress=True)
 
