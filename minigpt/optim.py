@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .messages import few_names
+
 
 class AdamW:
     """Adam with decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight Decay
@@ -112,7 +114,7 @@ class AdamW:
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
             raise ValueError(f"optimizer state does not match the params: missing keys "
-                             f"{_few(missing)}, unexpected keys {_few(unexpected)}")
+                             f"{few_names(missing)}, unexpected keys {few_names(unexpected)}")
         step = np.asarray(state["step"])
         if step.shape != () or not np.issubdtype(step.dtype, np.integer) or step < 0:
             raise ValueError(f"optimizer state 'step' must be a non-negative integer scalar, "
@@ -193,14 +195,9 @@ def _check_same_layout(grads: dict, params: dict, what: str) -> None:
     if grads.keys() != params.keys():
         missing = sorted(params.keys() - grads.keys())
         unexpected = sorted(grads.keys() - params.keys())
-        raise ValueError(f"{what} do not match params: missing {_few(missing)}, "
-                         f"unexpected {_few(unexpected)}")
+        raise ValueError(f"{what} do not match params: missing {few_names(missing)}, "
+                         f"unexpected {few_names(unexpected)}")
     for name, p in params.items():
         if grads[name].shape != p.shape:
             raise ValueError(f"{what}[{name!r}] has shape {grads[name].shape}, "
                              f"param has shape {p.shape}")
-
-
-def _few(names: list, k: int = 5) -> str:
-    """At most k names, so one bad dict does not produce a page-long message."""
-    return repr(names[:k])[:-1] + (f", ... {len(names) - k} more]" if len(names) > k else "]")
