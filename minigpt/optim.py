@@ -3,6 +3,7 @@
 All three work on the model's named dicts: `params` and `grads` map the same names
 ("wte", "h.0.attn.c_attn.w", ...) to arrays of the same shapes. A training step is
 
+    opt = adamw_from_config(model.params, train_cfg)     # once, from the TrainConfig
     norm = clip_grad_norm(grads, max_norm=1.0)
     opt.step(grads, lr=lr_at(it, lr=..., min_lr=..., warmup_iters=..., max_iters=...))
 """
@@ -133,6 +134,15 @@ class AdamW:
             self.m[name][...] = state[f"m.{name}"]
             self.v[name][...] = state[f"v.{name}"]
         self.t = int(step)
+
+
+def adamw_from_config(params: dict, cfg) -> AdamW:
+    """The AdamW of a training run. cfg: a TrainConfig (its lr, beta1, beta2, weight_decay).
+
+    A new run and a resumed one both build their optimiser here, so they cannot
+    disagree about its settings.
+    """
+    return AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> float:

@@ -51,7 +51,7 @@ from .data import CharDataset, load_conversations, split_conversations
 from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                        evaluate_greetings, evaluate_replies)
 from .model import GPT, param_shapes
-from .optim import AdamW, clip_grad_norm, lr_at
+from .optim import adamw_from_config, clip_grad_norm, lr_at
 from .presets import PRESETS, split_overrides
 from .tokenizer import CharTokenizer
 
@@ -141,8 +141,7 @@ def load_state(path):
     model = GPT(config)
     for name, value in params.items():
         model.params[name][...] = value
-    opt = AdamW(model.params, lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2),
-                weight_decay=train_cfg.weight_decay)
+    opt = adamw_from_config(model.params, train_cfg)
     state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
     try:
         opt.load_state_dict(state)
@@ -294,8 +293,7 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
         config = GPTConfig.from_dict({**base.model, **model_kw,
                                       "vocab_size": tokenizer.vocab_size})
         model = GPT(config, seed=train_cfg.seed)
-        opt = AdamW(model.params, lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2),
-                    weight_decay=train_cfg.weight_decay)
+        opt = adamw_from_config(model.params, train_cfg)
         start, history = 0, {"loss": [], "evals": []}
     return _run(model, tokenizer, opt, data, train_cfg, start, history, ckpt,
                 stop_at=stop_at, progress=progress, out=out, resumed=resume)
