@@ -221,7 +221,7 @@ def cmd_chat(args):
 def cmd_sample(args):
     from .chat import default_checkpoint, run_sample
     from .generate import check_slide, make_rng
-    from .train import load_model
+    from .run_state import load_model
     decoding = _decoding(args, greedy_default=False)
     model, tokenizer, _ = _load(args.checkpoint, load_model, default_checkpoint)
     check_slide(decoding["slide"], model.config.block_size)     # before printing anything
@@ -243,7 +243,8 @@ def cmd_eval(args):
     from .chat import default_checkpoint
     from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                            evaluate_greetings, evaluate_replies)
-    from .train import build_dataset, load_model
+    from .run_state import load_model
+    from .train import build_dataset
     if args.replies < 0 or args.show < 0:
         raise ValueError("--replies and --show must be >= 0")
     model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)

@@ -19,7 +19,8 @@ from minigpt.generate import generate
 from minigpt.model import GPT
 from minigpt.tokenizer import CharTokenizer
 from minigpt.presets import PRESETS, split_overrides
-from minigpt.train import TrainingDiverged, load_model, load_state, train
+from minigpt.run_state import load_model, load_state
+from minigpt.train import TrainingDiverged, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = dict(progress=False, out=open(os.devnull, "w"))
