@@ -92,7 +92,7 @@ def test_the_loss_plot_leaves_pyplot_and_its_backend_alone(tmp_path, monkeypatch
     no figure left open in pyplot."""
     import matplotlib
     import matplotlib.pyplot as plt
-    from minigpt.train import save_loss_plot
+    from minigpt.plots import save_loss_plot
 
     def refuse(*args, **kwargs):
         raise AssertionError("save_loss_plot switched matplotlib's backend")
