@@ -243,8 +243,8 @@ def cmd_eval(args):
     from .chat import default_checkpoint
     from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                            evaluate_greetings, evaluate_replies)
+    from .data import build_dataset
     from .run_state import load_model
-    from .train import build_dataset
     if args.replies < 0 or args.show < 0:
         raise ValueError("--replies and --show must be >= 0")
     model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)

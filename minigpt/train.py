@@ -34,7 +34,6 @@ command line `python -m minigpt train --max-iters 200 --n-layer 2`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import signal
@@ -46,8 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import CheckpointNotFoundError
-from .config import GPTConfig, TrainConfig
-from .data import CharDataset, load_conversations, split_conversations
+from .config import GPTConfig
+from .data import build_dataset
 from .evaluate import (describe_greetings, describe_validity, estimate_loss,
                        evaluate_greetings, evaluate_replies)
 from .model import GPT
@@ -101,27 +100,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
-
-
-@functools.lru_cache(maxsize=4)
-def _conversations(languages: tuple) -> list:
-    """The corpus, parsed once per process (YAML parsing takes about a second)."""
-    return load_conversations(languages)
-
-
-def build_dataset(cfg: TrainConfig, tokenizer=None) -> CharDataset:
-    """The corpus split by conversation, the TRAINING conversations in a seeded random order.
-
-    The corpus lists its conversations file by file (all of English greetings, ...,
-    then all of Chinese), so in corpus order a conversation is almost always preceded
-    by one on the same topic in the same language. In a chat the earlier turns can be
-    anything, so we shuffle: the model learns to answer the newest user line whatever
-    came before it. The validation conversations keep their order (their loss does
-    not depend on it), and the split itself is data.split_conversations'.
-    """
-    train, val = split_conversations(_conversations(cfg.language_list()), cfg.val_fraction)
-    order = np.random.default_rng([cfg.seed, 2]).permutation(len(train))
-    return CharDataset([train[i] for i in order], val, tokenizer)
 
 
 def step_rng(seed, it):

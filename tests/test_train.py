@@ -256,17 +256,3 @@ def test_word_validity_against_the_corpus_and_the_training_split(monkeypatch):
     assert result["replies"] == [("zebra", "zebra hello qux")]
     assert result["validity"] == 2 / 3 and result["validity_train"] == 1 / 3
     assert result["unknown"] == {"qux": 1} and result["n_finished"] == 1
-
-
-def test_dataset_shuffles_training_conversations_only():
-    from minigpt.data import load_conversations, split_conversations
-    from minigpt.train import build_dataset
-    cfg = PRESETS["tiny"].train
-    data = build_dataset(cfg)
-    train_convs, val_convs = split_conversations(load_conversations(cfg.language_list()),
-                                                 cfg.val_fraction)
-    assert data.conversations["val"] == val_convs                 # untouched
-    shuffled = data.conversations["train"]
-    assert shuffled != train_convs                                # a new order ...
-    assert sorted(map(tuple, shuffled)) == sorted(map(tuple, train_convs))  # ... same set
-    assert build_dataset(cfg).conversations["train"] == shuffled  # the same every time
