@@ -47,8 +47,7 @@ import numpy as np
 from .checkpoint import CheckpointNotFoundError
 from .config import GPTConfig
 from .data import build_dataset
-from .evaluate import (describe_greetings, describe_validity, estimate_loss,
-                       evaluate_greetings, evaluate_replies)
+from .evaluate import estimate_loss, evaluate_chat
 from .model import GPT
 from .optim import adamw_from_config, clip_grad_norm, lr_at
 from .plots import save_loss_plot
@@ -254,13 +253,9 @@ def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, pro
         f"session; final train loss "
         f"{last['train']:.4f}, val loss {last['val']:.4f}")
     say(f"saved {ckpt} and {plot}")
-    train_convs, val_convs = data.conversations["train"], data.conversations["val"]
-    result = evaluate_replies(model, tokenizer, train_convs, val_convs,
-                              n=cfg.eval_replies or None, max_new_tokens=cfg.eval_reply_tokens)
-    say(describe_validity(result))
-    greetings = evaluate_greetings(model, tokenizer, train_convs + val_convs,
-                                   max_new_tokens=cfg.eval_reply_tokens)
-    say(describe_greetings(greetings))
+    result, greetings = evaluate_chat(model, tokenizer, data.conversations,
+                                      n=cfg.eval_replies or None,
+                                      max_new_tokens=cfg.eval_reply_tokens, say=say)
     say("talk to it with: python -m minigpt chat" +
         ("" if os.path.abspath(cfg.out_dir) == os.path.abspath("out/chat")
          else f" --checkpoint {ckpt}"))
