@@ -7,7 +7,16 @@ One step (the whole of deep learning, in five lines):
     norm   = clip_grad_norm(grads, grad_clip)                         optim.py
     AdamW step with lr = lr_at(it)   (linear warmup, then cosine)     optim.py
 Every eval_interval steps we estimate the train and validation loss, save a
-checkpoint and redraw the loss curve (loss.png beside the checkpoint).
+checkpoint and redraw the loss curve (loss.png beside the checkpoint). A run that
+reaches max_iters ends with the chat checks (word validity and greetings,
+minigpt.evaluate).
+
+The functions below, in the order a run calls them:
+    train()      a new run, or the saved one to resume; then _run():
+    _announce()  what will be trained, and where it is saved
+    _loop()      _step() after _step(), with _evaluate() and _save() every eval_interval
+    _finish()    the run is complete: last estimate and save, then the chat checks
+    _pause()     or it stopped early (Ctrl-C, stop_at): save, and say how to go on
 
 Reproducibility. Everything random in step `it` -- which windows are drawn and
 which activations dropout zeroes -- comes from np.random.default_rng([seed, it]), a
@@ -41,23 +50,25 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .checkpoint import CheckpointNotFoundError
-from .config import GPTConfig
-from .data import build_dataset
+from .config import GPTConfig, TrainConfig
+from .data import CharDataset, build_dataset
 from .evaluate import estimate_loss, evaluate_chat
 from .model import GPT
-from .optim import adamw_from_config, clip_grad_norm, lr_at
+from .optim import AdamW, adamw_from_config, clip_grad_norm, lr_at
 from .plots import save_loss_plot
 from .presets import PRESETS, split_overrides
 from .run_state import CHECKPOINT_NAME, load_state, save_state
+from .tokenizer import CharTokenizer
 
 PLOT_NAME = "loss.png"
 
 
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- results
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient norm became NaN or Inf."""
 
@@ -106,6 +117,7 @@ def step_rng(seed, it):
     return np.random.default_rng([seed, it])
 
 
+# ----------------------------------------------------------------------------- set-up
 def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
           **overrides) -> TrainResult:
     """Train a chat model; returns a TrainResult. The CLI's `train` command.
@@ -129,17 +141,7 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
     ckpt = os.path.join(train_cfg.out_dir, CHECKPOINT_NAME)
 
     if resume:
-        try:
-            model, tokenizer, opt, saved_cfg, start, history = load_state(ckpt)
-        except CheckpointNotFoundError:
-            raise CheckpointNotFoundError(
-                f"nothing to resume: no checkpoint at {ckpt}; start a new run without "
-                f"--resume") from None
-        for key, value in model_kw.items():
-            if getattr(model.config, key) != value:
-                raise ValueError(f"cannot change {key} when resuming: the checkpoint has "
-                                 f"{key}={getattr(model.config, key)!r}, you asked for {value!r}")
-        train_cfg = dataclasses.replace(saved_cfg, **train_kw)
+        model, tokenizer, opt, train_cfg, start, history = _saved_run(ckpt, model_kw, train_kw)
         data = build_dataset(train_cfg, tokenizer)
     else:
         data = build_dataset(train_cfg)
@@ -149,28 +151,75 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
         model = GPT(config, seed=train_cfg.seed)
         opt = adamw_from_config(model.params, train_cfg)
         start, history = 0, {"loss": [], "evals": []}
-    return _run(model, tokenizer, opt, data, train_cfg, start, history, ckpt,
-                stop_at=stop_at, progress=progress, out=out, resumed=resume)
+    run = _Run(model, tokenizer, opt, data, train_cfg, history, ckpt, _printer(out))
+    return _run(run, start, stop_at=stop_at, progress=progress, resumed=resume)
 
 
-def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, progress,
-         out, resumed):
+def _saved_run(ckpt, model_kw, train_kw):
+    """The run saved in ckpt, to resume: (model, tokenizer, opt, TrainConfig, it, history).
+
+    Its TrainConfig gets train_kw; model_kw may only repeat the model's shape.
+    """
+    try:
+        model, tokenizer, opt, saved_cfg, start, history = load_state(ckpt)
+    except CheckpointNotFoundError:
+        raise CheckpointNotFoundError(
+            f"nothing to resume: no checkpoint at {ckpt}; start a new run without "
+            f"--resume") from None
+    for key, value in model_kw.items():
+        if getattr(model.config, key) != value:
+            raise ValueError(f"cannot change {key} when resuming: the checkpoint has "
+                             f"{key}={getattr(model.config, key)!r}, you asked for {value!r}")
+    return model, tokenizer, opt, dataclasses.replace(saved_cfg, **train_kw), start, history
+
+
+@dataclass
+class _Run:
+    """What every part of one train() call works on (the step number is passed along)."""
+    model: GPT
+    tokenizer: CharTokenizer
+    opt: AdamW
+    data: CharDataset
+    cfg: TrainConfig
+    history: dict               # {"loss": [one per step], "evals": [{"iter", "train", "val"}]}
+    ckpt: str                   # the checkpoint file
+    say: Callable[[str], None]  # prints a message (above the progress bar)
+
+    @property
+    def plot(self) -> str:
+        return os.path.join(self.cfg.out_dir, PLOT_NAME)
+
+
+def _printer(out):
+    """say(msg): msg to the stream out, at once, without breaking the progress bar."""
     from tqdm import tqdm
-
-    mcfg = model.config
-    T, B = mcfg.block_size, cfg.batch_size
-    end = cfg.max_iters if stop_at is None else min(stop_at, cfg.max_iters)
-    plot = os.path.join(cfg.out_dir, PLOT_NAME)
-    title = (f"{mcfg.n_layer} layers, n_embd {mcfg.n_embd}, block {T}, dropout "
-             f"{mcfg.dropout}, batch {B}, lr {cfg.lr}")
 
     def say(msg):
         tqdm.write(msg, file=out)
         out.flush()
+    return say
 
-    say(data.describe())
+
+# ----------------------------------------------------------------------------- the run
+def _run(run, start, *, stop_at, progress, resumed) -> TrainResult:
+    """Steps start, start + 1, ... up to max_iters (or stop_at), then the end of the run."""
+    cfg = run.cfg
+    end = cfg.max_iters if stop_at is None else min(stop_at, cfg.max_iters)
+    _announce(run, start, resumed)
+    t0 = time.time()
+    it, interrupted = _loop(run, start, end, progress)
+    if interrupted or it < cfg.max_iters:
+        return _pause(run, start, it, "interrupted" if interrupted else "paused", t0)
+    return _finish(run, start, it, t0)
+
+
+def _announce(run, start, resumed):
+    """The set-up messages: the data, the model, where the run starts and is saved."""
+    model, cfg, ckpt, say = run.model, run.cfg, run.ckpt, run.say
+    mcfg = model.config
+    say(run.data.describe())
     say(f"model:  {model.num_params():,} parameters ({mcfg.n_layer} layers, n_embd "
-        f"{mcfg.n_embd}, {mcfg.n_head} heads, block {T}, {mcfg.dtype})")
+        f"{mcfg.n_embd}, {mcfg.n_head} heads, block {mcfg.block_size}, {mcfg.dtype})")
     say(f"{'resuming at' if resumed else 'training for'} iteration {start} of "
         f"{cfg.max_iters}; checkpoint: {ckpt}")
     if not resumed and os.path.exists(ckpt):
@@ -180,85 +229,120 @@ def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, pro
         say(f"nothing to do: this run already did {start} of its {cfg.max_iters} steps "
             f"(pass a larger --max-iters to go on)")
 
-    def evaluate(it):
-        losses = estimate_loss(model, data, B, T, cfg.eval_iters, cfg.seed)
-        history["evals"].append({"iter": it, **losses})
-        say(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        return losses
 
-    def save(it):
-        save_state(ckpt, model, tokenizer, opt, cfg, it, history)
-        save_loss_plot(history, plot, title)
+def _loop(run, start, end, progress):
+    """Steps start, ..., end - 1, with a loss estimate and a save every eval_interval
+    steps; Ctrl-C stops it after the current step.
+    -> (steps done in total, whether Ctrl-C stopped it)."""
+    from tqdm import tqdm
 
-    t0 = time.time()
+    cfg = run.cfg
     it = start
-    status = "done"
     bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, file=sys.stderr,
                dynamic_ncols=True, unit="it", desc="train")
     try:
-        with _StopFlag(say) as stop:
+        with _StopFlag(run.say) as stop:
             while it < end:
-                evaluated = any(e["iter"] == it for e in history["evals"])
-                if it % cfg.eval_interval == 0 and not evaluated:
-                    evaluate(it)
+                if it % cfg.eval_interval == 0 and not _evaluated(run, it):
+                    _evaluate(run, it)
                     if it > start:
-                        save(it)
-                rng = step_rng(cfg.seed, it)
-                x, y = data.get_batch("train", B, T, rng,                   # (B, T) each
-                                      cfg.conversation_start_fraction)
-                _, loss = model.forward(x, y, train=True, rng=rng)
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"the loss became {loss} at iteration {it}: training stopped. "
-                        f"Nothing was saved, so {ckpt} still holds the last good checkpoint "
-                        f"(if one was written). Try a lower --lr or --grad-clip.")
-                grads = model.backward()
-                norm = clip_grad_norm(grads, cfg.grad_clip)
-                if not math.isfinite(norm):
-                    raise TrainingDiverged(
-                        f"the gradient norm became {norm} at iteration {it}: training "
-                        f"stopped before the update. Nothing was saved, so {ckpt} still "
-                        f"holds the last good checkpoint. Try a lower --lr.")
-                lr = lr_at(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
-                           max_iters=cfg.max_iters)
-                opt.step(grads, lr=lr)
-                history["loss"].append(loss)
+                        _save(run, it)
+                loss, lr = _step(run, it)
                 it += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False)
                 if stop.requested:
-                    status = "interrupted"
-                    break
+                    return it, True
     finally:
         bar.close()
+    return it, False
 
-    if status == "interrupted" or it < cfg.max_iters:
-        status = status if status == "interrupted" else "paused"
-        if it > start:
-            save(it)
-        say(f"{status} at iteration {it} of {cfg.max_iters}; saved {ckpt}")
-        say(f"continue with: python -m minigpt train --resume --out-dir {cfg.out_dir}")
-        last = history["evals"][-1] if history["evals"] else {}
-        return TrainResult(it, status, ckpt, last.get("train", float("nan")),
-                           last.get("val", float("nan")), time.time() - t0, history=history)
 
-    # The run is complete: a final estimate, checkpoint and plot, then the replies.
-    if not any(e["iter"] == it for e in history["evals"]):
-        evaluate(it)
+def _step(run, it):
+    """Step `it`: a batch, forward, backward, clip, AdamW update. -> (loss, lr).
+
+    A loss or gradient norm that is not finite raises TrainingDiverged BEFORE the update.
+    """
+    model, opt, data, cfg, ckpt = run.model, run.opt, run.data, run.cfg, run.ckpt
+    T, B = model.config.block_size, cfg.batch_size
+    rng = step_rng(cfg.seed, it)
+    x, y = data.get_batch("train", B, T, rng,                   # (B, T) each
+                          cfg.conversation_start_fraction)
+    _, loss = model.forward(x, y, train=True, rng=rng)
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"the loss became {loss} at iteration {it}: training stopped. "
+            f"Nothing was saved, so {ckpt} still holds the last good checkpoint "
+            f"(if one was written). Try a lower --lr or --grad-clip.")
+    grads = model.backward()
+    norm = clip_grad_norm(grads, cfg.grad_clip)
+    if not math.isfinite(norm):
+        raise TrainingDiverged(
+            f"the gradient norm became {norm} at iteration {it}: training "
+            f"stopped before the update. Nothing was saved, so {ckpt} still "
+            f"holds the last good checkpoint. Try a lower --lr.")
+    lr = lr_at(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+               max_iters=cfg.max_iters)
+    opt.step(grads, lr=lr)
+    run.history["loss"].append(loss)
+    return loss, lr
+
+
+def _evaluated(run, it) -> bool:
+    """Whether the loss after `it` steps was already estimated (a resume at an eval step)."""
+    return any(e["iter"] == it for e in run.history["evals"])
+
+
+def _evaluate(run, it):
+    """Estimate the train and val loss after `it` steps; record and print it."""
+    model, data, cfg = run.model, run.data, run.cfg
+    T, B = model.config.block_size, cfg.batch_size
+    losses = estimate_loss(model, data, B, T, cfg.eval_iters, cfg.seed)
+    run.history["evals"].append({"iter": it, **losses})
+    run.say(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+
+
+def _save(run, it):
+    """The checkpoint after `it` steps, and the loss plot beside it."""
+    mcfg, cfg = run.model.config, run.cfg
+    save_state(run.ckpt, run.model, run.tokenizer, run.opt, cfg, it, run.history)
+    title = (f"{mcfg.n_layer} layers, n_embd {mcfg.n_embd}, block {mcfg.block_size}, "
+             f"dropout {mcfg.dropout}, batch {cfg.batch_size}, lr {cfg.lr}")
+    save_loss_plot(run.history, run.plot, title)
+
+
+# ----------------------------------------------------------------------------- the end
+def _pause(run, start, it, status, t0) -> TrainResult:
+    """Stopped before max_iters (status "interrupted" or "paused"): save, say how to go on."""
+    cfg, history = run.cfg, run.history
     if it > start:
-        save(it)
+        _save(run, it)
+    run.say(f"{status} at iteration {it} of {cfg.max_iters}; saved {run.ckpt}")
+    run.say(f"continue with: python -m minigpt train --resume --out-dir {cfg.out_dir}")
+    last = history["evals"][-1] if history["evals"] else {}
+    return TrainResult(it, status, run.ckpt, last.get("train", float("nan")),
+                       last.get("val", float("nan")), time.time() - t0, history=history)
+
+
+def _finish(run, start, it, t0) -> TrainResult:
+    """The run is complete: a final estimate, checkpoint and plot, then the chat checks."""
+    cfg, ckpt, history, say = run.cfg, run.ckpt, run.history, run.say
+    if not _evaluated(run, it):
+        _evaluate(run, it)
+    if it > start:
+        _save(run, it)
     seconds = time.time() - t0
     last = history["evals"][-1]
     say(f"done: {it} iterations in {int(seconds // 60)} min {int(seconds % 60):02d} s this "
         f"session; final train loss "
         f"{last['train']:.4f}, val loss {last['val']:.4f}")
-    say(f"saved {ckpt} and {plot}")
-    result, greetings = evaluate_chat(model, tokenizer, data.conversations,
-                                      n=cfg.eval_replies or None,
-                                      max_new_tokens=cfg.eval_reply_tokens, say=say)
+    say(f"saved {ckpt} and {run.plot}")
+    replies, greetings = evaluate_chat(run.model, run.tokenizer, run.data.conversations,
+                                       n=cfg.eval_replies or None,
+                                       max_new_tokens=cfg.eval_reply_tokens, say=say)
     say("talk to it with: python -m minigpt chat" +
         ("" if os.path.abspath(cfg.out_dir) == os.path.abspath("out/chat")
          else f" --checkpoint {ckpt}"))
     return TrainResult(it, "done", ckpt, last["train"], last["val"], seconds,
-                       validity=result["validity"], greetings=greetings["fraction"],
+                       validity=replies["validity"], greetings=greetings["fraction"],
                        history=history)
