@@ -12,7 +12,7 @@ reaches max_iters ends with the chat checks (word validity and greetings,
 minigpt.evaluate).
 
 The functions below, in the order a run calls them:
-    train()      a new run, or the saved one to resume; then _run():
+    train()      a new run, or the saved one to resume (_saved_run); then _run():
     _announce()  what will be trained, and where it is saved
     _loop()      _step() after _step(), with _evaluate() and _save() every eval_interval
     _finish()    the run is complete: last estimate and save, then the chat checks
