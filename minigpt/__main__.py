@@ -24,8 +24,9 @@ import re
 import sys
 
 from .checkpoint import CheckpointError, CheckpointNotFoundError
-from .config import GPTConfig
-from .train import MODEL_FIELDS, PRESETS, TRAIN_FIELDS, TrainConfig, TrainingDiverged
+from .config import GPTConfig, TrainConfig
+from .presets import MODEL_FIELDS, PRESETS, TRAIN_FIELDS
+from .train import TrainingDiverged
 
 PROG = "python -m minigpt"
 
@@ -220,7 +221,7 @@ def cmd_chat(args):
 def cmd_sample(args):
     from .chat import default_checkpoint, run_sample
     from .generate import check_slide, make_rng
-    from .train import load_model
+    from .run_state import load_model
     decoding = _decoding(args, greedy_default=False)
     model, tokenizer, _ = _load(args.checkpoint, load_model, default_checkpoint)
     check_slide(decoding["slide"], model.config.block_size)     # before printing anything
@@ -240,10 +241,10 @@ def _load(path, load_model, default_checkpoint):
 
 def cmd_eval(args):
     from .chat import default_checkpoint
-    from .evaluate import (describe_greetings, describe_validity, estimate_loss,
-                           evaluate_greetings, evaluate_replies)
     from .data_parallel import DataParallel
-    from .train import TrainConfig, build_dataset, load_model
+    from .evaluate import estimate_loss, evaluate_chat
+    from .data import build_dataset
+    from .run_state import load_model
     if args.replies < 0 or args.show < 0:
         raise ValueError("--replies and --show must be >= 0")
     model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)
@@ -253,16 +254,10 @@ def cmd_eval(args):
     losses = estimate_loss(DataParallel(model), data, cfg.batch_size,   # as training does
                            model.config.block_size, cfg.eval_iters, cfg.seed)
     print(f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-    train_convs, val_convs = data.conversations["train"], data.conversations["val"]
-    result = evaluate_replies(model, tokenizer, train_convs, val_convs,
-                              n=args.replies or None, max_new_tokens=cfg.eval_reply_tokens)
-    _reconfigure_streams()
-    for prompt, reply in result["replies"][:args.show]:
-        print(f"  {prompt[:40]!r:>44} -> {reply[:60]!r}")
-    print(describe_validity(result))
-    greetings = evaluate_greetings(model, tokenizer, train_convs + val_convs,
-                                   max_new_tokens=cfg.eval_reply_tokens)
-    print(describe_greetings(greetings, show=args.show))
+    _reconfigure_streams()       # the replies may hold characters the terminal lacks
+    evaluate_chat(model, tokenizer, data.conversations, n=args.replies or None,
+                  max_new_tokens=cfg.eval_reply_tokens, show_replies=args.show,
+                  show_greetings=args.show)
     return 0
 
 

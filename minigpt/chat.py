@@ -68,7 +68,7 @@ class Chatbot:
     def load(cls, path=None, **kwargs) -> "Chatbot":
         """Load a checkpoint (default: default_checkpoint()); kwargs go to Chatbot()."""
         from .checkpoint import CheckpointNotFoundError
-        from .train import load_model       # the checkpoint format lives with training
+        from .run_state import load_model   # the format of what train() saves
         path = path or default_checkpoint()
         try:
             model, tokenizer, _ = load_model(path)

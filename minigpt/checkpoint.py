@@ -20,6 +20,8 @@ import zipfile
 
 import numpy as np
 
+from .messages import few_names
+
 META_KEY = "meta.json"   # the entry holding the JSON metadata
 _ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first four bytes, when it holds a file (.npz do)
 _NUMERIC_KINDS = "biuf"     # bool, signed int, unsigned int, float
@@ -114,9 +116,9 @@ def validate_arrays(arrays: dict, expected: dict, what: str = "parameters",
     missing = [name for name in expected if name not in arrays]
     unexpected = [name for name in arrays if name not in expected]
     if missing:
-        problems.append("missing " + _few(missing))
+        problems.append("missing " + few_names(missing))
     if unexpected:
-        problems.append("unexpected " + _few(unexpected))
+        problems.append("unexpected " + few_names(unexpected))
     for name, (shape, dtype) in expected.items():
         if name not in arrays:
             continue
@@ -133,12 +135,6 @@ def validate_arrays(arrays: dict, expected: dict, what: str = "parameters",
 
 
 # ---- helpers -------------------------------------------------------------------------
-
-def _few(names: list, k: int = 8) -> str:
-    """'a', 'b', ... at most k names, so a whole wrong model does not fill the screen."""
-    shown = ", ".join(repr(n) for n in names[:k])
-    return shown + (f" and {len(names) - k} more" if len(names) > k else "")
-
 
 def _write_npz(f, arrays: dict) -> None:
     """Write an uncompressed .npz to the open binary file f: one "<name>.npy" per array.

@@ -1,4 +1,4 @@
-"""GPTConfig: the one dataclass that describes a model's shape.
+"""The two configs: GPTConfig, a model's shape, and TrainConfig, how to train it.
 
 Dimension letters used everywhere in minigpt:
     B  batch size            T  time (sequence length, <= block_size)
@@ -8,6 +8,7 @@ Dimension letters used everywhere in minigpt:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 POS_ENCODINGS = ("sinusoidal", "learned")
@@ -72,3 +73,83 @@ class GPTConfig:
     def replace(self, **changes) -> "GPTConfig":
         """A copy with some fields changed (unknown keys are an error)."""
         return GPTConfig.from_dict({**self.to_dict(), **changes})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model's shape lives in GPTConfig)."""
+    out_dir: str = "out/chat"     # where ckpt.npz and loss.png are written
+    max_iters: int = 2000         # optimisation steps of the whole run
+    batch_size: int = 32          # B: windows per step
+    lr: float = 1e-3              # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-4          # where the cosine decay ends (lr / 10)
+    warmup_iters: int = 100       # steps of linear warmup from 0
+    weight_decay: float = 0.1     # AdamW's decoupled decay, on matrices only
+    beta1: float = 0.9            # AdamW's momentum
+    beta2: float = 0.99           # AdamW's second-moment decay
+    grad_clip: float = 1.0        # largest global gradient norm allowed
+    eval_interval: int = 250      # steps between loss estimates and checkpoints
+    eval_iters: int = 20          # batches per loss estimate (per split)
+    eval_replies: int = 0         # validation openings replied to at the end; 0 = all
+    eval_reply_tokens: int = 160  # longest reply those end-of-run evaluations generate
+    seed: int = 1337              # parameter init, batches and dropout derive from it
+    languages: str = "english,chinese"  # chatterbot-corpus languages, comma-separated
+    val_fraction: float = 0.1     # share of conversations held out for validation
+    conversation_start_fraction: float = 0.0  # share of training windows that begin where
+                                              # a conversation begins (data.get_batch)
+
+    def __post_init__(self):
+        positive = ("max_iters", "batch_size", "eval_interval", "eval_iters")
+        for name in positive:
+            _check_int(self, name, 1)
+        _check_int(self, "warmup_iters", 0)
+        _check_int(self, "eval_replies", 0)
+        _check_int(self, "eval_reply_tokens", 1)
+        _check_int(self, "seed", 0)
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig.lr and grad_clip must be > 0, got lr={self.lr}, "
+                             f"grad_clip={self.grad_clip}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+        if self.warmup_iters > self.max_iters:
+            raise ValueError(f"TrainConfig.warmup_iters ({self.warmup_iters}) must not exceed "
+                             f"max_iters ({self.max_iters})")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {value!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
+            raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got "
+                             f"{self.val_fraction!r}")
+        if isinstance(self.conversation_start_fraction, bool) \
+                or not isinstance(self.conversation_start_fraction, (int, float)) \
+                or not 0 <= self.conversation_start_fraction <= 1:
+            raise ValueError(f"TrainConfig.conversation_start_fraction must be in [0, 1], got "
+                             f"{self.conversation_start_fraction!r}")
+        if not isinstance(self.out_dir, str) or not self.out_dir:
+            raise ValueError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
+        if not isinstance(self.languages, str) or not self.language_list():
+            raise ValueError(f"TrainConfig.languages must name at least one language, "
+                             f"got {self.languages!r}")
+
+    def language_list(self) -> tuple:
+        return tuple(s.strip() for s in self.languages.split(",") if s.strip())
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build a config from a plain dict, refusing keys TrainConfig does not have."""
+        return strict_from_dict(cls, d)
+
+
+def _check_int(cfg, name, lowest):
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise ValueError(f"TrainConfig.{name} must be an int >= {lowest}, got {value!r}")

@@ -13,14 +13,17 @@ Pipeline (the order of the functions below):
     split_conversations()  -> train conversations, val conversations (never trained on)
     format_conversation()  -> "<|user|>What is AI?<|end|><|bot|>Artificial ...<|end|>"
     CharDataset            -> one int64 array per split; get_batch() cuts (B, T) windows
+    build_dataset(cfg)     -> a training run's CharDataset, from its TrainConfig
 """
 from __future__ import annotations
 
+import functools
 import importlib.resources
 
 import numpy as np
 import yaml
 
+from minigpt.config import TrainConfig
 from minigpt.tokenizer import BOT, END, SPECIAL_TOKENS, USER, CharTokenizer
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # never yaml.Loader: no objects
@@ -228,3 +231,24 @@ class CharDataset:
                 f"{len(SPECIAL_TOKENS)} markers)\n"
                 f"train:  {n_conv['train']:,} conversations, {n_tok['train']:,} tokens\n"
                 f"val:    {n_conv['val']:,} conversations, {n_tok['val']:,} tokens")
+
+
+@functools.lru_cache(maxsize=4)
+def _conversations(languages: tuple) -> list:
+    """The corpus, parsed once per process (YAML parsing takes about a second)."""
+    return load_conversations(languages)
+
+
+def build_dataset(cfg: TrainConfig, tokenizer=None) -> CharDataset:
+    """The corpus split by conversation, the TRAINING conversations in a seeded random order.
+
+    The corpus lists its conversations file by file (all of English greetings, ...,
+    then all of Chinese), so in corpus order a conversation is almost always preceded
+    by one on the same topic in the same language. In a chat the earlier turns can be
+    anything, so we shuffle: the model learns to answer the newest user line whatever
+    came before it. The validation conversations keep their order (their loss does
+    not depend on it), and the split itself is data.split_conversations'.
+    """
+    train, val = split_conversations(_conversations(cfg.language_list()), cfg.val_fraction)
+    order = np.random.default_rng([cfg.seed, 2]).permutation(len(train))
+    return CharDataset([train[i] for i in order], val, tokenizer)

@@ -23,6 +23,9 @@ Two numbers, for two different questions:
    Chinese: "Hello", "How are you doing?", "你好", ...). A reply counts when it is,
    word for word, one of the answers the corpus gives to that line anywhere.
    This is the check a new user does first, made into a number.
+
+evaluate_chat measures 2 and 3 and prints them: at the end of every training run,
+and in `python -m minigpt eval` (which prints 1 first, from estimate_loss).
 """
 from __future__ import annotations
 
@@ -205,3 +208,25 @@ def describe_greetings(result, show=6):
     for line, reply, ok in result["replies"][:show]:
         lines.append(f"  {'ok ' if ok else '   '} {line!r} -> {reply[:60]!r}")
     return "\n".join(lines)
+
+
+def evaluate_chat(model, tokenizer, conversations, *, n=None, max_new_tokens=160,
+                  show_replies=0, show_greetings=6, say=print):
+    """Both chat checks of a model, each reported with say() as soon as it is measured:
+    the word validity of its replies to the first n validation openings (None: all),
+    then the greetings.
+
+    conversations: {"train": [...], "val": [...]}, as in CharDataset.conversations.
+    show_replies: print that many (opening, reply) pairs before the validity figures.
+    -> (evaluate_replies' dict, evaluate_greetings' dict).
+    """
+    train_convs, val_convs = conversations["train"], conversations["val"]
+    result = evaluate_replies(model, tokenizer, train_convs, val_convs, n=n,
+                              max_new_tokens=max_new_tokens)
+    for prompt, reply in result["replies"][:show_replies]:
+        say(f"  {prompt[:40]!r:>44} -> {reply[:60]!r}")
+    say(describe_validity(result))
+    greetings = evaluate_greetings(model, tokenizer, train_convs + val_convs,
+                                   max_new_tokens=max_new_tokens)
+    say(describe_greetings(greetings, show=show_greetings))
+    return result, greetings

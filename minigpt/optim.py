@@ -3,6 +3,7 @@
 All three work on the model's named dicts: `params` and `grads` map the same names
 ("wte", "h.0.attn.c_attn.w", ...) to arrays of the same shapes. A training step is
 
+    opt = adamw_from_config(model.params, train_cfg)     # once, from the TrainConfig
     norm = clip_grad_norm(grads, max_norm=1.0)
     opt.step(grads, lr=lr_at(it, lr=..., min_lr=..., warmup_iters=..., max_iters=...))
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from .messages import few_names
 
 
 class AdamW:
@@ -112,7 +115,7 @@ class AdamW:
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
             raise ValueError(f"optimizer state does not match the params: missing keys "
-                             f"{_few(missing)}, unexpected keys {_few(unexpected)}")
+                             f"{few_names(missing)}, unexpected keys {few_names(unexpected)}")
         step = np.asarray(state["step"])
         if step.shape != () or not np.issubdtype(step.dtype, np.integer) or step < 0:
             raise ValueError(f"optimizer state 'step' must be a non-negative integer scalar, "
@@ -131,6 +134,15 @@ class AdamW:
             self.m[name][...] = state[f"m.{name}"]
             self.v[name][...] = state[f"v.{name}"]
         self.t = int(step)
+
+
+def adamw_from_config(params: dict, cfg) -> AdamW:
+    """The AdamW of a training run. cfg: a TrainConfig (its lr, beta1, beta2, weight_decay).
+
+    A new run and a resumed one both build their optimiser here, so they cannot
+    disagree about its settings.
+    """
+    return AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> float:
@@ -193,14 +205,9 @@ def _check_same_layout(grads: dict, params: dict, what: str) -> None:
     if grads.keys() != params.keys():
         missing = sorted(params.keys() - grads.keys())
         unexpected = sorted(grads.keys() - params.keys())
-        raise ValueError(f"{what} do not match params: missing {_few(missing)}, "
-                         f"unexpected {_few(unexpected)}")
+        raise ValueError(f"{what} do not match params: missing {few_names(missing)}, "
+                         f"unexpected {few_names(unexpected)}")
     for name, p in params.items():
         if grads[name].shape != p.shape:
             raise ValueError(f"{what}[{name!r}] has shape {grads[name].shape}, "
                              f"param has shape {p.shape}")
-
-
-def _few(names: list, k: int = 5) -> str:
-    """At most k names, so one bad dict does not produce a page-long message."""
-    return repr(names[:k])[:-1] + (f", ... {len(names) - k} more]" if len(names) > k else "]")

@@ -7,7 +7,18 @@ One step (the whole of deep learning, in five lines):
     norm   = clip_grad_norm(grads, grad_clip)                         optim.py
     AdamW step with lr = lr_at(it)   (linear warmup, then cosine)     optim.py
 Every eval_interval steps we estimate the train and validation loss, save a
-checkpoint and redraw the loss curve (loss.png beside the checkpoint).
+checkpoint and redraw the loss curve (loss.png beside the checkpoint). The model
+runs as DataParallel(model): the same forward and backward on two half-batches, one
+per core, their gradients added (minigpt/data_parallel.py). A run that
+reaches max_iters ends with the chat checks (word validity and greetings,
+minigpt.evaluate).
+
+The functions below, in the order a run calls them:
+    train()      a new run, or the saved one to resume (_saved_run); then _run():
+    _announce()  what will be trained, and where it is saved
+    _loop()      _step() after _step(), with _evaluate() and _save() every eval_interval
+    _finish()    the run is complete: last estimate and save, then the chat checks
+    _pause()     or it stopped early (Ctrl-C, stop_at): save, and say how to go on
 
 Reproducibility. Everything random in step `it` -- which windows are drawn and
 which activations dropout zeroes -- comes from np.random.default_rng([seed, it]), a
@@ -24,16 +35,16 @@ Safety.
   - A NaN or Inf loss or gradient norm stops training with a message BEFORE the
     update, and nothing is saved: the last checkpoint on disk (the last good one)
     stays as it was.
-  - Checkpoints are written atomically (minigpt.checkpoint) and validated on load.
+  - Checkpoints are written atomically (minigpt.checkpoint) and validated on load;
+    what they hold is minigpt.run_state's.
 
-Presets (PRESETS below) give a reason for every value; any field of GPTConfig or
+Presets (minigpt.presets) give a reason for every value; any field of GPTConfig or
 TrainConfig can be overridden: train("chat", max_iters=200, n_layer=2), or on the
 command line `python -m minigpt train --max-iters 200 --n-layer 2`.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import signal
@@ -41,304 +52,26 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from .checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint,
-                         save_checkpoint, validate_arrays)
-from .config import GPTConfig, strict_from_dict
-from .data import CharDataset, load_conversations, split_conversations
-from .evaluate import (describe_greetings, describe_validity, estimate_loss,
-                       evaluate_greetings, evaluate_replies)
+from .checkpoint import CheckpointNotFoundError
+from .config import GPTConfig, TrainConfig
+from .data import CharDataset, build_dataset
+from .evaluate import estimate_loss, evaluate_chat
 from .data_parallel import DataParallel
-from .model import GPT, param_shapes
-from .optim import AdamW, clip_grad_norm, lr_at
+from .model import GPT
+from .optim import AdamW, adamw_from_config, clip_grad_norm, lr_at
+from .plots import save_loss_plot
+from .presets import PRESETS, split_overrides
+from .run_state import CHECKPOINT_NAME, load_state, save_state
 from .tokenizer import CharTokenizer
 
-CHECKPOINT_NAME = "ckpt.npz"
 PLOT_NAME = "loss.png"
-FORMAT = "minigpt-train"     # meta["format"]: what wrote this file
-FORMAT_VERSION = 1
 
 
-# ----------------------------------------------------------------------------- config
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train (the model's shape lives in GPTConfig)."""
-    out_dir: str = "out/chat"     # where ckpt.npz and loss.png are written
-    max_iters: int = 2000         # optimisation steps of the whole run
-    batch_size: int = 32          # B: windows per step
-    lr: float = 1e-3              # peak learning rate, reached at the end of warmup
-    min_lr: float = 1e-4          # where the cosine decay ends (lr / 10)
-    warmup_iters: int = 100       # steps of linear warmup from 0
-    weight_decay: float = 0.1     # AdamW's decoupled decay, on matrices only
-    beta1: float = 0.9            # AdamW's momentum
-    beta2: float = 0.99           # AdamW's second-moment decay
-    grad_clip: float = 1.0        # largest global gradient norm allowed
-    eval_interval: int = 250      # steps between loss estimates and checkpoints
-    eval_iters: int = 20          # batches per loss estimate (per split)
-    eval_replies: int = 0         # validation openings replied to at the end; 0 = all
-    eval_reply_tokens: int = 160  # longest reply those end-of-run evaluations generate
-    seed: int = 1337              # parameter init, batches and dropout derive from it
-    languages: str = "english,chinese"  # chatterbot-corpus languages, comma-separated
-    val_fraction: float = 0.1     # share of conversations held out for validation
-    conversation_start_fraction: float = 0.0  # share of training windows that begin where
-                                              # a conversation begins (data.get_batch)
-
-    def __post_init__(self):
-        positive = ("max_iters", "batch_size", "eval_interval", "eval_iters")
-        for name in positive:
-            _check_int(self, name, 1)
-        _check_int(self, "warmup_iters", 0)
-        _check_int(self, "eval_replies", 0)
-        _check_int(self, "eval_reply_tokens", 1)
-        _check_int(self, "seed", 0)
-        for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value < 0:
-                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
-        if self.lr <= 0 or self.grad_clip <= 0:
-            raise ValueError(f"TrainConfig.lr and grad_clip must be > 0, got lr={self.lr}, "
-                             f"grad_clip={self.grad_clip}")
-        if self.min_lr > self.lr:
-            raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        if self.warmup_iters > self.max_iters:
-            raise ValueError(f"TrainConfig.warmup_iters ({self.warmup_iters}) must not exceed "
-                             f"max_iters ({self.max_iters})")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {value!r}")
-        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
-            raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got "
-                             f"{self.val_fraction!r}")
-        if isinstance(self.conversation_start_fraction, bool) \
-                or not isinstance(self.conversation_start_fraction, (int, float)) \
-                or not 0 <= self.conversation_start_fraction <= 1:
-            raise ValueError(f"TrainConfig.conversation_start_fraction must be in [0, 1], got "
-                             f"{self.conversation_start_fraction!r}")
-        if not isinstance(self.out_dir, str) or not self.out_dir:
-            raise ValueError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
-        if not isinstance(self.languages, str) or not self.language_list():
-            raise ValueError(f"TrainConfig.languages must name at least one language, "
-                             f"got {self.languages!r}")
-
-    def language_list(self) -> tuple:
-        return tuple(s.strip() for s in self.languages.split(",") if s.strip())
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build a config from a plain dict, refusing keys TrainConfig does not have."""
-        return strict_from_dict(cls, d)
-
-
-def _check_int(cfg, name, lowest):
-    value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-        raise ValueError(f"TrainConfig.{name} must be an int >= {lowest}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named starting point: the model's shape (vocab_size comes from the data) and
-    how to train it."""
-    model: dict
-    train: TrainConfig
-
-
-PRESETS = {
-    # The default: what `make train` runs. Chosen by measuring word validity and
-    # greetings (README, "Train and chat") among runs that fit 10 minutes on 2 cores.
-    "chat": Preset(
-        model=dict(
-            n_layer=4,            # 6 layers, or n_embd 160, cost 30-50% more per step
-            n_head=4,             # head size 32
-            n_embd=128,           # C: enough to memorise the corpus' words in the time
-            block_size=64,        # a greeting and its reply fit in 64 characters
-            dropout=0.05,         # with conversation starts, 0.02 gave 88.9% valid words
-                                  # and 0.05 90.8% (16 of 22 greetings); without them,
-                                  # 0 gave 88.6%: with too little, it invents words
-            bias=True,            # GPT-2's choice
-            pos_encoding="learned",  # sinusoidal's unit-size table drowns the 0.02-size
-                                     # token embeddings: val loss 3.8 vs 2.8 at step 300
-            dtype="float32",      # half the memory traffic of float64
-        ),
-        train=TrainConfig(
-            out_dir="out/chat",   # gitignored
-            max_iters=3600,       # 0.12-0.14 s a step on 2 cores: 7.2-8.4 minutes
-            batch_size=16,        # 1,024 characters a step, the corpus is ~99k; at the
-                                  # same compute, 3,600 x 16 memorised more than 1,900 x 32
-            lr=4e-3,              # small models tolerate a high peak rate; 2e-3 memorised
-                                  # less in the time (5 vs 10 of 22 greetings)
-            min_lr=4e-4,          # lr / 10
-            warmup_iters=200,     # the first ~5% of the run
-            eval_interval=600,    # 7 points on the loss curve
-            eval_iters=20,        # 20 x 16 x 64 = 20k characters per estimate
-            conversation_start_fraction=0.5,  # half the windows open a conversation, as
-                                  # every chat does: greetings 10 -> 19 of 22
-        )),
-    # For tests and quick demos: seconds, not minutes. Learns little.
-    "tiny": Preset(
-        model=dict(n_layer=1,     # one block exercises every op
-                   n_head=2,      # >1 so the head split is exercised
-                   n_embd=16,     # tiny, but divisible by n_head
-                   block_size=16,  # short windows: fast steps
-                   dropout=0.1,   # on, so its masks are part of what resume restores
-                   bias=True, pos_encoding="sinusoidal", dtype="float32"),
-        train=TrainConfig(out_dir="out/tiny",
-                          max_iters=20,        # a few seconds
-                          batch_size=4,        # small batches: fast steps
-                          lr=1e-2, min_lr=1e-3,
-                          warmup_iters=4,      # warmup and cosine both happen
-                          eval_interval=10, eval_iters=2,
-                          eval_replies=4,      # a token word-validity check
-                          eval_reply_tokens=8)),  # ... with short replies
-}
-
-
-MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size")
-TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
-
-
-def split_overrides(overrides: dict) -> tuple[dict, dict]:
-    """{field: value} -> (GPTConfig fields, TrainConfig fields); unknown names are an error."""
-    unknown = sorted(set(overrides) - set(MODEL_FIELDS) - set(TRAIN_FIELDS))
-    if "vocab_size" in unknown:
-        raise ValueError("vocab_size cannot be set: it is the tokenizer's vocabulary size")
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(MODEL_FIELDS + TRAIN_FIELDS)}")
-    model = {k: v for k, v in overrides.items() if k in MODEL_FIELDS}
-    train = {k: v for k, v in overrides.items() if k in TRAIN_FIELDS}
-    return model, train
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def checkpoint_path(path) -> str:
-    """A run directory or a file -> the checkpoint file (dir/ckpt.npz)."""
-    path = os.fspath(path)
-    return os.path.join(path, CHECKPOINT_NAME) if os.path.isdir(path) or not path.endswith(
-        ".npz") else path
-
-
-def save_state(path, model, tokenizer, opt, train_cfg, it, history):
-    """Write everything a run needs to continue, atomically.
-
-    arrays: "param.<name>" (model.params), "optim.m.<name>", "optim.v.<name>",
-            "optim.step"  (AdamW.state_dict)
-    meta:   format, version, the two configs, the tokenizer, `iter` (steps done, which
-            is also the data position) and the loss history for the plot.
-    """
-    arrays = {f"param.{name}": p for name, p in model.params.items()}
-    arrays.update({f"optim.{key}": value for key, value in opt.state_dict().items()})
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "iter": int(it),
-            "model_config": model.config.to_dict(), "train_config": train_cfg.to_dict(),
-            "tokenizer": tokenizer.to_dict(), "history": history}
-    save_checkpoint(path, arrays, meta)
-
-
-def _read(path):
-    """Load and validate the parts every user of a checkpoint needs.
-
-    -> (arrays, meta, GPTConfig, CharTokenizer, params dict). CheckpointError otherwise.
-    """
-    arrays, meta = load_checkpoint(path)
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} is not a minigpt training checkpoint "
-                              f"(format {meta.get('format')!r} version {meta.get('version')!r}, "
-                              f"expected {FORMAT!r} version {FORMAT_VERSION})")
-    try:
-        config = GPTConfig.from_dict(meta["model_config"])
-        tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: bad model config or tokenizer: {e}") from e
-    if tokenizer.vocab_size != config.vocab_size:
-        raise CheckpointError(f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} "
-                              f"tokens but the model config says vocab_size={config.vocab_size}")
-    params = {k[len("param."):]: v for k, v in arrays.items() if k.startswith("param.")}
-    validate_arrays(params, {name: (shape, config.dtype)
-                             for name, shape in param_shapes(config).items()}, path=path)
-    return arrays, meta, config, tokenizer, params
-
-
-def load_model(path):
-    """A checkpoint -> (model, tokenizer, meta), ready for generation.
-
-    path: the file, or the run directory holding ckpt.npz. Raises
-    CheckpointNotFoundError if there is none, CheckpointError if it is unusable.
-    """
-    path = checkpoint_path(path)
-    _, meta, config, tokenizer, params = _read(path)
-    model = GPT(config)
-    for name, value in params.items():
-        model.params[name][...] = value
-    return model, tokenizer, meta
-
-
-def load_state(path):
-    """A checkpoint -> everything train() needs to continue: (model, tokenizer, opt,
-    TrainConfig, it, history). Validated; CheckpointError otherwise."""
-    arrays, meta, config, tokenizer, params = _read(path)
-    try:
-        train_cfg = TrainConfig.from_dict(meta["train_config"])
-        it = meta["iter"]
-        history = meta["history"]
-        if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it:
-            raise ValueError(f"iter must be an int >= 0, got {it!r}")
-        if not isinstance(history, dict) or not isinstance(history.get("loss"), list) \
-                or len(history["loss"]) != it or not isinstance(history.get("evals"), list):
-            raise ValueError("history must hold one loss per step done, and a list of evals")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: bad training state: {e}") from e
-    model = GPT(config)
-    for name, value in params.items():
-        model.params[name][...] = value
-    opt = AdamW(model.params, lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2),
-                weight_decay=train_cfg.weight_decay)
-    state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
-    try:
-        opt.load_state_dict(state)
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint {path}: bad optimizer state: {e}") from e
-    if opt.t != it:
-        raise CheckpointError(f"checkpoint {path}: optimizer took {opt.t} steps but iter is {it}")
-    return model, tokenizer, opt, train_cfg, it, history
-
-
-# ----------------------------------------------------------------------------- plot
-def save_loss_plot(history, path, title=""):
-    """Per-step training loss (thin) and the periodic train/val estimates, as a PNG.
-
-    The figure is a bare matplotlib Figure, not one made by pyplot: it draws itself
-    to the file and leaves pyplot alone, so a notebook calling train() keeps its
-    inline plots and no window opens.
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.subplots()
-    loss = history["loss"]
-    ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label="train (step)")
-    evals = history["evals"]
-    if evals:
-        its = [e["iter"] for e in evals]
-        ax.plot(its, [e["train"] for e in evals], "o-", color="tab:blue", label="train (estimate)")
-        ax.plot(its, [e["val"] for e in evals], "o-", color="tab:orange", label="validation")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("cross-entropy (nats / character)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    os.replace(tmp, path)                  # never leave a half-written PNG
-
-
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- results
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient norm became NaN or Inf."""
 
@@ -382,32 +115,12 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-@functools.lru_cache(maxsize=4)
-def _conversations(languages: tuple) -> list:
-    """The corpus, parsed once per process (YAML parsing takes about a second)."""
-    return load_conversations(languages)
-
-
-def build_dataset(cfg: TrainConfig, tokenizer=None) -> CharDataset:
-    """The corpus split by conversation, the TRAINING conversations in a seeded random order.
-
-    The corpus lists its conversations file by file (all of English greetings, ...,
-    then all of Chinese), so in corpus order a conversation is almost always preceded
-    by one on the same topic in the same language. In a chat the earlier turns can be
-    anything, so we shuffle: the model learns to answer the newest user line whatever
-    came before it. The validation conversations keep their order (their loss does
-    not depend on it), and the split itself is data.split_conversations'.
-    """
-    train, val = split_conversations(_conversations(cfg.language_list()), cfg.val_fraction)
-    order = np.random.default_rng([cfg.seed, 2]).permutation(len(train))
-    return CharDataset([train[i] for i in order], val, tokenizer)
-
-
 def step_rng(seed, it):
     """The generator for everything random in step `it`: batches and dropout masks."""
     return np.random.default_rng([seed, it])
 
 
+# ----------------------------------------------------------------------------- set-up
 def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
           **overrides) -> TrainResult:
     """Train a chat model; returns a TrainResult. The CLI's `train` command.
@@ -431,17 +144,7 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
     ckpt = os.path.join(train_cfg.out_dir, CHECKPOINT_NAME)
 
     if resume:
-        try:
-            model, tokenizer, opt, saved_cfg, start, history = load_state(ckpt)
-        except CheckpointNotFoundError:
-            raise CheckpointNotFoundError(
-                f"nothing to resume: no checkpoint at {ckpt}; start a new run without "
-                f"--resume") from None
-        for key, value in model_kw.items():
-            if getattr(model.config, key) != value:
-                raise ValueError(f"cannot change {key} when resuming: the checkpoint has "
-                                 f"{key}={getattr(model.config, key)!r}, you asked for {value!r}")
-        train_cfg = dataclasses.replace(saved_cfg, **train_kw)
+        model, tokenizer, opt, train_cfg, start, history = _saved_run(ckpt, model_kw, train_kw)
         data = build_dataset(train_cfg, tokenizer)
     else:
         data = build_dataset(train_cfg)
@@ -449,32 +152,78 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
         config = GPTConfig.from_dict({**base.model, **model_kw,
                                       "vocab_size": tokenizer.vocab_size})
         model = GPT(config, seed=train_cfg.seed)
-        opt = AdamW(model.params, lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2),
-                    weight_decay=train_cfg.weight_decay)
+        opt = adamw_from_config(model.params, train_cfg)
         start, history = 0, {"loss": [], "evals": []}
-    return _run(model, tokenizer, opt, data, train_cfg, start, history, ckpt,
-                stop_at=stop_at, progress=progress, out=out, resumed=resume)
+    run = _Run(model, DataParallel(model), tokenizer, opt, data, train_cfg, history, ckpt, _printer(out))
+    return _run(run, start, stop_at=stop_at, progress=progress, resumed=resume)
 
 
-def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, progress,
-         out, resumed):
+def _saved_run(ckpt, model_kw, train_kw):
+    """The run saved in ckpt, to resume: (model, tokenizer, opt, TrainConfig, it, history).
+
+    Its TrainConfig gets train_kw; model_kw may only repeat the model's shape.
+    """
+    try:
+        model, tokenizer, opt, saved_cfg, start, history = load_state(ckpt)
+    except CheckpointNotFoundError:
+        raise CheckpointNotFoundError(
+            f"nothing to resume: no checkpoint at {ckpt}; start a new run without "
+            f"--resume") from None
+    for key, value in model_kw.items():
+        if getattr(model.config, key) != value:
+            raise ValueError(f"cannot change {key} when resuming: the checkpoint has "
+                             f"{key}={getattr(model.config, key)!r}, you asked for {value!r}")
+    return model, tokenizer, opt, dataclasses.replace(saved_cfg, **train_kw), start, history
+
+
+@dataclass
+class _Run:
+    """What every part of one train() call works on (the step number is passed along)."""
+    model: GPT
+    engine: DataParallel        # the model on two half-batches, one per core
+    tokenizer: CharTokenizer
+    opt: AdamW
+    data: CharDataset
+    cfg: TrainConfig
+    history: dict               # {"loss": [one per step], "evals": [{"iter", "train", "val"}]}
+    ckpt: str                   # the checkpoint file
+    say: Callable[[str], None]  # prints a message (above the progress bar)
+
+    @property
+    def plot(self) -> str:
+        return os.path.join(self.cfg.out_dir, PLOT_NAME)
+
+
+def _printer(out):
+    """say(msg): msg to the stream out, at once, without breaking the progress bar."""
     from tqdm import tqdm
-
-    mcfg = model.config
-    T, B = mcfg.block_size, cfg.batch_size
-    engine = DataParallel(model)          # the model on two half-batches, one per core
-    end = cfg.max_iters if stop_at is None else min(stop_at, cfg.max_iters)
-    plot = os.path.join(cfg.out_dir, PLOT_NAME)
-    title = (f"{mcfg.n_layer} layers, n_embd {mcfg.n_embd}, block {T}, dropout "
-             f"{mcfg.dropout}, batch {B}, lr {cfg.lr}")
 
     def say(msg):
         tqdm.write(msg, file=out)
         out.flush()
+    return say
 
-    say(data.describe())
+
+# ----------------------------------------------------------------------------- the run
+def _run(run, start, *, stop_at, progress, resumed) -> TrainResult:
+    """Steps start, start + 1, ... up to max_iters (or stop_at), then the end of the run."""
+    cfg = run.cfg
+    end = cfg.max_iters if stop_at is None else min(stop_at, cfg.max_iters)
+    _announce(run, start, resumed)
+    t0 = time.time()
+    it, interrupted = _loop(run, start, end, progress)
+    if interrupted or it < cfg.max_iters:
+        return _pause(run, start, it, "interrupted" if interrupted else "paused", t0)
+    return _finish(run, start, it, t0)
+
+
+def _announce(run, start, resumed):
+    """The set-up messages: the data, the model, where the run starts and is saved."""
+    model, cfg, ckpt, say = run.model, run.cfg, run.ckpt, run.say
+    mcfg = model.config
+    say(run.data.describe())
     say(f"model:  {model.num_params():,} parameters ({mcfg.n_layer} layers, n_embd "
-        f"{mcfg.n_embd}, {mcfg.n_head} heads, block {T}, {mcfg.dtype})")
+        f"{mcfg.n_embd}, {mcfg.n_head} heads, block {mcfg.block_size}, {mcfg.dtype})")
     say(f"{'resuming at' if resumed else 'training for'} iteration {start} of "
         f"{cfg.max_iters}; checkpoint: {ckpt}")
     if not resumed and os.path.exists(ckpt):
@@ -484,89 +233,120 @@ def _run(model, tokenizer, opt, data, cfg, start, history, ckpt, *, stop_at, pro
         say(f"nothing to do: this run already did {start} of its {cfg.max_iters} steps "
             f"(pass a larger --max-iters to go on)")
 
-    def evaluate(it):
-        losses = estimate_loss(engine, data, B, T, cfg.eval_iters, cfg.seed)
-        history["evals"].append({"iter": it, **losses})
-        say(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        return losses
 
-    def save(it):
-        save_state(ckpt, model, tokenizer, opt, cfg, it, history)
-        save_loss_plot(history, plot, title)
+def _loop(run, start, end, progress):
+    """Steps start, ..., end - 1, with a loss estimate and a save every eval_interval
+    steps; Ctrl-C stops it after the current step.
+    -> (steps done in total, whether Ctrl-C stopped it)."""
+    from tqdm import tqdm
 
-    t0 = time.time()
+    cfg = run.cfg
     it = start
-    status = "done"
     bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, file=sys.stderr,
                dynamic_ncols=True, unit="it", desc="train")
     try:
-        with _StopFlag(say) as stop:
+        with _StopFlag(run.say) as stop:
             while it < end:
-                evaluated = any(e["iter"] == it for e in history["evals"])
-                if it % cfg.eval_interval == 0 and not evaluated:
-                    evaluate(it)
+                if it % cfg.eval_interval == 0 and not _evaluated(run, it):
+                    _evaluate(run, it)
                     if it > start:
-                        save(it)
-                rng = step_rng(cfg.seed, it)
-                x, y = data.get_batch("train", B, T, rng,                   # (B, T) each
-                                      cfg.conversation_start_fraction)
-                _, loss = engine.forward(x, y, train=True, rng=rng)     # both halves
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"the loss became {loss} at iteration {it}: training stopped. "
-                        f"Nothing was saved, so {ckpt} still holds the last good checkpoint "
-                        f"(if one was written). Try a lower --lr or --grad-clip.")
-                grads = engine.backward()
-                norm = clip_grad_norm(grads, cfg.grad_clip)
-                if not math.isfinite(norm):
-                    raise TrainingDiverged(
-                        f"the gradient norm became {norm} at iteration {it}: training "
-                        f"stopped before the update. Nothing was saved, so {ckpt} still "
-                        f"holds the last good checkpoint. Try a lower --lr.")
-                lr = lr_at(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
-                           max_iters=cfg.max_iters)
-                opt.step(grads, lr=lr)
-                history["loss"].append(loss)
+                        _save(run, it)
+                loss, lr = _step(run, it)
                 it += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False)
                 if stop.requested:
-                    status = "interrupted"
-                    break
+                    return it, True
     finally:
         bar.close()
+    return it, False
 
-    if status == "interrupted" or it < cfg.max_iters:
-        status = status if status == "interrupted" else "paused"
-        if it > start:
-            save(it)
-        say(f"{status} at iteration {it} of {cfg.max_iters}; saved {ckpt}")
-        say(f"continue with: python -m minigpt train --resume --out-dir {cfg.out_dir}")
-        last = history["evals"][-1] if history["evals"] else {}
-        return TrainResult(it, status, ckpt, last.get("train", float("nan")),
-                           last.get("val", float("nan")), time.time() - t0, history=history)
 
-    # The run is complete: a final estimate, checkpoint and plot, then the replies.
-    if not any(e["iter"] == it for e in history["evals"]):
-        evaluate(it)
+def _step(run, it):
+    """Step `it`: a batch, forward, backward, clip, AdamW update. -> (loss, lr).
+
+    A loss or gradient norm that is not finite raises TrainingDiverged BEFORE the update.
+    """
+    model, opt, data, cfg, ckpt = run.model, run.opt, run.data, run.cfg, run.ckpt
+    T, B = model.config.block_size, cfg.batch_size
+    rng = step_rng(cfg.seed, it)
+    x, y = data.get_batch("train", B, T, rng,                   # (B, T) each
+                          cfg.conversation_start_fraction)
+    _, loss = run.engine.forward(x, y, train=True, rng=rng)    # model.forward, per half
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"the loss became {loss} at iteration {it}: training stopped. "
+            f"Nothing was saved, so {ckpt} still holds the last good checkpoint "
+            f"(if one was written). Try a lower --lr or --grad-clip.")
+    grads = run.engine.backward()                               # the halves' grads added
+    norm = clip_grad_norm(grads, cfg.grad_clip)
+    if not math.isfinite(norm):
+        raise TrainingDiverged(
+            f"the gradient norm became {norm} at iteration {it}: training "
+            f"stopped before the update. Nothing was saved, so {ckpt} still "
+            f"holds the last good checkpoint. Try a lower --lr.")
+    lr = lr_at(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+               max_iters=cfg.max_iters)
+    opt.step(grads, lr=lr)
+    run.history["loss"].append(loss)
+    return loss, lr
+
+
+def _evaluated(run, it) -> bool:
+    """Whether the loss after `it` steps was already estimated (a resume at an eval step)."""
+    return any(e["iter"] == it for e in run.history["evals"])
+
+
+def _evaluate(run, it):
+    """Estimate the train and val loss after `it` steps; record and print it."""
+    model, data, cfg = run.model, run.data, run.cfg
+    T, B = model.config.block_size, cfg.batch_size
+    losses = estimate_loss(run.engine, data, B, T, cfg.eval_iters, cfg.seed)
+    run.history["evals"].append({"iter": it, **losses})
+    run.say(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+
+
+def _save(run, it):
+    """The checkpoint after `it` steps, and the loss plot beside it."""
+    mcfg, cfg = run.model.config, run.cfg
+    save_state(run.ckpt, run.model, run.tokenizer, run.opt, cfg, it, run.history)
+    title = (f"{mcfg.n_layer} layers, n_embd {mcfg.n_embd}, block {mcfg.block_size}, "
+             f"dropout {mcfg.dropout}, batch {cfg.batch_size}, lr {cfg.lr}")
+    save_loss_plot(run.history, run.plot, title)
+
+
+# ----------------------------------------------------------------------------- the end
+def _pause(run, start, it, status, t0) -> TrainResult:
+    """Stopped before max_iters (status "interrupted" or "paused"): save, say how to go on."""
+    cfg, history = run.cfg, run.history
     if it > start:
-        save(it)
+        _save(run, it)
+    run.say(f"{status} at iteration {it} of {cfg.max_iters}; saved {run.ckpt}")
+    run.say(f"continue with: python -m minigpt train --resume --out-dir {cfg.out_dir}")
+    last = history["evals"][-1] if history["evals"] else {}
+    return TrainResult(it, status, run.ckpt, last.get("train", float("nan")),
+                       last.get("val", float("nan")), time.time() - t0, history=history)
+
+
+def _finish(run, start, it, t0) -> TrainResult:
+    """The run is complete: a final estimate, checkpoint and plot, then the chat checks."""
+    cfg, ckpt, history, say = run.cfg, run.ckpt, run.history, run.say
+    if not _evaluated(run, it):
+        _evaluate(run, it)
+    if it > start:
+        _save(run, it)
     seconds = time.time() - t0
     last = history["evals"][-1]
     say(f"done: {it} iterations in {int(seconds // 60)} min {int(seconds % 60):02d} s this "
         f"session; final train loss "
         f"{last['train']:.4f}, val loss {last['val']:.4f}")
-    say(f"saved {ckpt} and {plot}")
-    train_convs, val_convs = data.conversations["train"], data.conversations["val"]
-    result = evaluate_replies(model, tokenizer, train_convs, val_convs,
-                              n=cfg.eval_replies or None, max_new_tokens=cfg.eval_reply_tokens)
-    say(describe_validity(result))
-    greetings = evaluate_greetings(model, tokenizer, train_convs + val_convs,
-                                   max_new_tokens=cfg.eval_reply_tokens)
-    say(describe_greetings(greetings))
+    say(f"saved {ckpt} and {run.plot}")
+    replies, greetings = evaluate_chat(run.model, run.tokenizer, run.data.conversations,
+                                       n=cfg.eval_replies or None,
+                                       max_new_tokens=cfg.eval_reply_tokens, say=say)
     say("talk to it with: python -m minigpt chat" +
         ("" if os.path.abspath(cfg.out_dir) == os.path.abspath("out/chat")
          else f" --checkpoint {ckpt}"))
     return TrainResult(it, "done", ckpt, last["train"], last["val"], seconds,
-                       validity=result["validity"], greetings=greetings["fraction"],
+                       validity=replies["validity"], greetings=greetings["fraction"],
                        history=history)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minigpt.chat import Chatbot, generate_response, run_chat
-from minigpt.train import load_model
+from minigpt.run_state import load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

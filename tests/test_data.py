@@ -1,13 +1,14 @@
 """The dialogue corpus: loading the real chatterbot files, formatting, the split by
-conversation, and batches."""
+conversation, batches, and a training run's dataset (its training order shuffled)."""
 import re
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minigpt.data import (CharDataset, format_conversation, load_conversations,
+from minigpt.data import (CharDataset, build_dataset, format_conversation, load_conversations,
                           split_conversations)
+from minigpt.presets import PRESETS
 from minigpt.tokenizer import BOT, END, USER, CharTokenizer
 
 
@@ -238,3 +239,15 @@ def test_cleaning_of_odd_yaml_entries(tmp_path):
         "  - '   '\n",         # empty after stripping: nothing left to learn from
         encoding="utf-8")
     assert _conversations_in_file(file) == [["Hi", "Hello\n  there"], ["Question?", "Answer."]]
+
+
+def test_dataset_shuffles_training_conversations_only():
+    cfg = PRESETS["tiny"].train
+    data = build_dataset(cfg)
+    train_convs, val_convs = split_conversations(load_conversations(cfg.language_list()),
+                                                 cfg.val_fraction)
+    assert data.conversations["val"] == val_convs                 # untouched
+    shuffled = data.conversations["train"]
+    assert shuffled != train_convs                                # a new order ...
+    assert sorted(map(tuple, shuffled)) == sorted(map(tuple, train_convs))  # ... same set
+    assert build_dataset(cfg).conversations["train"] == shuffled  # the same every time

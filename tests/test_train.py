@@ -13,13 +13,14 @@ import pytest
 import minigpt.model
 from minigpt.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, \
     save_checkpoint
-from minigpt.config import GPTConfig
+from minigpt.config import GPTConfig, TrainConfig
 from minigpt.evaluate import corpus_words, greedy_replies, word_validity, words
 from minigpt.generate import generate
 from minigpt.model import GPT
 from minigpt.tokenizer import CharTokenizer
-from minigpt.train import (PRESETS, TrainConfig, TrainingDiverged, load_model, load_state,
-                           split_overrides, train)
+from minigpt.presets import PRESETS, split_overrides
+from minigpt.run_state import load_model, load_state
+from minigpt.train import TrainingDiverged, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = dict(progress=False, out=open(os.devnull, "w"))
@@ -91,7 +92,7 @@ def test_the_loss_plot_leaves_pyplot_and_its_backend_alone(tmp_path, monkeypatch
     no figure left open in pyplot."""
     import matplotlib
     import matplotlib.pyplot as plt
-    from minigpt.train import save_loss_plot
+    from minigpt.plots import save_loss_plot
 
     def refuse(*args, **kwargs):
         raise AssertionError("save_loss_plot switched matplotlib's backend")
@@ -255,17 +256,3 @@ def test_word_validity_against_the_corpus_and_the_training_split(monkeypatch):
     assert result["replies"] == [("zebra", "zebra hello qux")]
     assert result["validity"] == 2 / 3 and result["validity_train"] == 1 / 3
     assert result["unknown"] == {"qux": 1} and result["n_finished"] == 1
-
-
-def test_dataset_shuffles_training_conversations_only():
-    from minigpt.data import load_conversations, split_conversations
-    from minigpt.train import build_dataset
-    cfg = PRESETS["tiny"].train
-    data = build_dataset(cfg)
-    train_convs, val_convs = split_conversations(load_conversations(cfg.language_list()),
-                                                 cfg.val_fraction)
-    assert data.conversations["val"] == val_convs                 # untouched
-    shuffled = data.conversations["train"]
-    assert shuffled != train_convs                                # a new order ...
-    assert sorted(map(tuple, shuffled)) == sorted(map(tuple, train_convs))  # ... same set
-    assert build_dataset(cfg).conversations["train"] == shuffled  # the same every time

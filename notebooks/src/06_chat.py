@@ -40,7 +40,8 @@ from minigpt.data import load_conversations
 from minigpt.generate import sample_next, stream
 from minigpt.ops.attention import causal_mask
 from minigpt.ops.softmax import softmax_forward
-from minigpt.train import PRESETS, train
+from minigpt.presets import PRESETS
+from minigpt.train import train
 
 np.set_printoptions(precision=4, suppress=True)
 

@@ -1,0 +1,38 @@
+"""The loss curve of a training run, drawn to a PNG (train() writes loss.png).
+
+history is what a run records (and its checkpoint keeps):
+    {"loss": [loss of step 0, step 1, ...],
+     "evals": [{"iter": it, "train": estimate, "val": estimate}, ...]}
+"""
+from __future__ import annotations
+
+import os
+
+
+def save_loss_plot(history, path, title=""):
+    """Per-step training loss (thin) and the periodic train/val estimates, as a PNG.
+
+    The figure is a bare matplotlib Figure, not one made by pyplot: it draws itself
+    to the file and leaves pyplot alone, so a notebook calling train() keeps its
+    inline plots and no window opens.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
+    loss = history["loss"]
+    ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label="train (step)")
+    evals = history["evals"]
+    if evals:
+        its = [e["iter"] for e in evals]
+        ax.plot(its, [e["train"] for e in evals], "o-", color="tab:blue", label="train (estimate)")
+        ax.plot(its, [e["val"] for e in evals], "o-", color="tab:orange", label="validation")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("cross-entropy (nats / character)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    os.replace(tmp, path)                  # never leave a half-written PNG
