@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-import minigpt.model
+import minigpt.data_parallel
 from minigpt.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, \
     save_checkpoint
 from minigpt.config import GPTConfig, TrainConfig
@@ -179,7 +179,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     tiny(tmp_path, "run", max_iters=40, stop_at=10)          # a good checkpoint at 10
     path = tmp_path / "run" / "ckpt.npz"
     good = path.read_bytes()
-    real_forward = minigpt.model.GPT.forward
+    real_forward = minigpt.data_parallel.DataParallel.forward    # one call per step
     calls = {"n": 0}
 
     def forward(self, idx, targets=None, **kw):
@@ -190,7 +190,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
                 loss = float("nan")
         return logits, loss
 
-    monkeypatch.setattr(minigpt.model.GPT, "forward", forward)
+    monkeypatch.setattr(minigpt.data_parallel.DataParallel, "forward", forward)
     with pytest.raises(TrainingDiverged, match="iteration 24.*last good checkpoint"):
         train("tiny", out_dir=str(tmp_path / "run"), max_iters=40, resume=True, **QUIET)
     # an eval (and so a save) happened at 20, before the NaN: that file is the last
