@@ -234,3 +234,13 @@ def test_lr_schedule_rejects_bad_arguments():
         lr_at(0, lr=1e-3, min_lr=1e-2, warmup_iters=0, max_iters=10)
     with pytest.raises(ValueError):
         lr_at(0, lr=1e-3, min_lr=0.0, warmup_iters=20, max_iters=10)
+
+
+def test_clip_grad_norm_in_float32_agrees_with_a_float64_sum():
+    """The norm is summed by np.vdot in the grads' dtype; in float32 it stays within
+    float32's rounding of the plain float64 sum of squares."""
+    rng = np.random.default_rng(0)
+    grads = {f"g{i}": rng.standard_normal(shape).astype(np.float32)
+             for i, shape in enumerate([(65, 128), (128, 384), (128, 512), (512, 128), (128,)])}
+    plain = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values()))
+    assert clip_grad_norm(grads, 1e9) == pytest.approx(plain, rel=1e-6)
