@@ -22,15 +22,29 @@ Backward, reading the forward bottom-up:
     s = q @ k^T*scale  ->  dq = ds @ k * scale               dk = ds^T @ q * scale
 The code multiplies ds by scale once, so its `ds` is ds * scale and dq = ds @ k.
 Masked scores have att = 0, so their ds is 0: no gradient leaks to the future.
-Cached: q, k, v, a (for dv), att (for the softmax), scale and the dropout mask.
+Cached (AttentionCache): q, k, v; att, the softmax weights (for the softmax's backward,
+and for plotting attention maps); att_dropped = a (for dv); scale; the dropout mask.
 """
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-from .dropout import dropout_backward, dropout_forward
-from .softmax import softmax_backward, softmax_forward
+from .dropout import DropoutCache, dropout_backward, dropout_forward
+from .softmax import SoftmaxCache, softmax_backward, softmax_forward
+
+
+class AttentionCache(NamedTuple):
+    """What attention_backward needs from the forward; att is also there to be looked at."""
+    q: np.ndarray                   # (B, nh, Tq, hs) queries, for dk
+    k: np.ndarray                   # (B, nh, Tk, hs) keys, for dq
+    v: np.ndarray                   # (B, nh, Tk, hs) values, for da
+    att: np.ndarray                 # (B, nh, Tq, Tk) softmax weights, before dropout
+    att_dropped: np.ndarray         # (B, nh, Tq, Tk) dropout(att), what multiplies v
+    scale: float                    # 1/sqrt(hs)
+    softmax_cache: SoftmaxCache     # the softmax's own cache (its p is att)
+    dropout_cache: DropoutCache     # the dropout mask on att
 
 
 def causal_mask(Tq, Tk):
@@ -65,16 +79,16 @@ def attention_forward(q, k, v, dropout=0.0, rng=None):
     att, softmax_cache = softmax_forward(s)                     # (B, nh, Tq, Tk)
     a, dropout_cache = dropout_forward(att, dropout, rng)
     y = a @ v                                                   # (B, nh, Tq, hs)
-    return y, (q, k, v, a, scale, softmax_cache, dropout_cache)
+    return y, AttentionCache(q, k, v, att, a, scale, softmax_cache, dropout_cache)
 
 
 def attention_backward(dy, cache):
     """dy: (B, nh, Tq, hs) -> (dq, dk, dv) shaped like q, k, v."""
-    q, k, v, a, scale, softmax_cache, dropout_cache = cache
+    q, k, v, a, scale = cache.q, cache.k, cache.v, cache.att_dropped, cache.scale
     dv = a.swapaxes(-1, -2) @ dy                                # (B, nh, Tk, hs)
     da = dy @ v.swapaxes(-1, -2)                                # (B, nh, Tq, Tk)
-    datt = dropout_backward(da, dropout_cache)
-    ds = softmax_backward(datt, softmax_cache) * scale          # (B, nh, Tq, Tk)
+    datt = dropout_backward(da, cache.dropout_cache)
+    ds = softmax_backward(datt, cache.softmax_cache) * scale    # (B, nh, Tq, Tk)
     dq = ds @ k                                                 # (B, nh, Tq, hs)
     dk = ds.swapaxes(-1, -2) @ q                                # (B, nh, Tk, hs)
     return dq, dk, dv
