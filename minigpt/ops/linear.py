@@ -14,7 +14,9 @@ nn.Linear stores the transpose, (out, in); minigpt.interop converts.
 
 Speed: both passes flatten the leading axes first, so BLAS multiplies one tall
 (N, Cin) matrix, N = B*T. For a 3-D x, x @ w would instead loop over the B slices
-of (T, Cin), one BLAS call each, 10-20% slower at the reference model's shapes.
+of (T, Cin), one BLAS call each, which is slower. linear_forward_plain and
+linear_backward_plain are the formulas as written, without the flattening; the two
+pairs agree to rounding (tests/test_fast_paths.py; timings in benchmarks/fast_forms.py).
 """
 from typing import NamedTuple
 
@@ -45,4 +47,28 @@ def linear_backward(dy, cache):
     dx = (dY @ w.T).reshape(x.shape)                               # (..., Cin)
     dw = X.T @ dY                                                  # (Cin, Cout)
     db = dY.sum(axis=0) if has_bias else None                      # (Cout,)
+    return dx, dw, db
+
+
+def linear_forward_plain(x, w, b=None):
+    """x: (..., Cin), w: (Cin, Cout), b: (Cout,) or None -> y (..., Cout), cache.
+    The formula as written, y = x @ w + b; linear_forward computes the same faster,
+    see benchmarks/fast_forms.py."""
+    y = x @ w                                                # (..., Cout)
+    if b is not None:
+        y = y + b
+    return y, LinearCache(x, w, b is not None)
+
+
+def linear_backward_plain(dy, cache):
+    """dy: (..., Cout) -> (dx (..., Cin), dw (Cin, Cout), db (Cout,) or None).
+    The formulas as written: dx = dy @ w^T on the leading axes as they are (dw and db
+    sum over rows, so they need the rows in one axis anyway); linear_backward
+    computes the same faster, see benchmarks/fast_forms.py."""
+    x, w, has_bias = cache.x, cache.w, cache.has_bias
+    Cin, Cout = w.shape
+    X, dY = x.reshape(-1, Cin), dy.reshape(-1, Cout)        # (N, Cin), (N, Cout)
+    dx = dy @ w.T                                            # (..., Cin)
+    dw = X.T @ dY                                            # (Cin, Cout)
+    db = dY.sum(axis=0) if has_bias else None                # (Cout,)
     return dx, dw, db
