@@ -21,8 +21,9 @@ Ids that never occur keep a zero gradient. This touches each of the N x C number
 of dout once. np.add.at is the obvious scatter-add (embedding_backward_plain) but
 does one row at a time in a slow loop. The one-hot product, dwte = onehot^T @ dout
 with onehot (N, V), sums the repeats inside BLAS but costs N x V x C multiply-adds,
-mostly by zero: fine for 65 characters, slower than grouping for the chat corpus's
-1,340 tokens. Timings: benchmarks/fast_forms.py.
+mostly by zero: fine for 65 characters (there it is about as fast), several
+times slower than grouping for the chat corpus's 1,340 tokens. Timings:
+benchmarks/fast_forms.py.
 """
 from typing import NamedTuple
 
