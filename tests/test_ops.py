@@ -143,6 +143,22 @@ def test_attention_with_dropout(B, T, p, seed):
     assert_passes(gradcheck(fwd, attention_backward, inputs, wrt=["q", "k", "v"]))
 
 
+def test_attention_cache_holds_the_weights_before_dropout():
+    """cache.att is what a notebook plots: softmax rows over the visible keys, summing to
+    1, zero on the future; cache.att_dropped is what multiplied v, att times the mask."""
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 3, 5, 4)) for _ in range(3))
+    y, cache = attention_forward(q, k, v, 0.5, np.random.default_rng(1))
+    assert cache.att.shape == (2, 3, 5, 5)
+    np.testing.assert_allclose(cache.att.sum(axis=-1), 1.0, rtol=1e-12)
+    assert np.all(cache.att[..., np.triu_indices(5, k=1)[0], np.triu_indices(5, k=1)[1]] == 0)
+    np.testing.assert_array_equal(cache.att_dropped, cache.att * cache.dropout_cache.mask)
+    np.testing.assert_array_equal(y, cache.att_dropped @ v)
+    _, plain = attention_forward(q, k, v)                    # no dropout: the same weights
+    np.testing.assert_array_equal(plain.att, cache.att)
+    assert plain.att_dropped is plain.att
+
+
 @given(B=dims, T=dims, p=st.floats(0.05, 0.9), seed=seeds)
 def test_dropout(B, T, p, seed):
     rng = np.random.default_rng(seed)
@@ -270,7 +286,8 @@ def test_check_prints_one_line_verdicts(capsys):
     assert not check("wrong", gelu_forward, lambda d, c: {"x": 2 * gelu_backward(d, c)}, {"x": x})
     assert not check("blank", gelu_forward, blank, {"x": x})
 
-    def forgot_keepdims(dp, p):          # a student's bug: the row sums do not broadcast
+    def forgot_keepdims(dp, cache):      # a student's bug: the row sums do not broadcast
+        p = cache.p
         return {"z": p * (dp - np.sum(dp * p, axis=-1))}
 
     assert not check("broadcast", softmax_forward, forgot_keepdims, {"z": x})

@@ -4,7 +4,7 @@ Forward (the formula of our text):
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 for every head at once, with q (B, nh, Tq, hs), k and v (B, nh, Tk, hs):
     s   = q @ k^T * scale          scale = 1/sqrt(hs)        (B, nh, Tq, Tk)
-    s   = s + causal_bias: -inf where query i would look at a later key, else 0
+    s   = s + bias: -inf where query i would look at a later key, else 0  (mask_future)
     att = softmax(s)                                          (B, nh, Tq, Tk)
     y   = dropout(att) @ v                                    (B, nh, Tq, hs)
 Why sqrt(d_k), d_k = hs: for random q, k with independent, zero-mean, unit-variance
@@ -22,15 +22,29 @@ Backward, reading the forward bottom-up:
     s = q @ k^T*scale  ->  dq = ds @ k * scale               dk = ds^T @ q * scale
 The code multiplies ds by scale once, so its `ds` is ds * scale and dq = ds @ k.
 Masked scores have att = 0, so their ds is 0: no gradient leaks to the future.
-Cached: q, k, v, a (for dv), att (for the softmax), scale and the dropout mask.
+Cached (AttentionCache): q, k, v; att, the softmax weights (for the softmax's backward,
+and for plotting attention maps); att_dropped = a (for dv); scale; the dropout mask.
 """
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-from .dropout import dropout_backward, dropout_forward
-from .softmax import softmax_backward, softmax_forward
+from .dropout import DropoutCache, dropout_backward, dropout_forward
+from .softmax import SoftmaxCache, softmax_backward, softmax_forward
+
+
+class AttentionCache(NamedTuple):
+    """What attention_backward needs from the forward; att is also there to be looked at."""
+    q: np.ndarray                   # (B, nh, Tq, hs) queries, for dk
+    k: np.ndarray                   # (B, nh, Tk, hs) keys, for dq
+    v: np.ndarray                   # (B, nh, Tk, hs) values, for da
+    att: np.ndarray                 # (B, nh, Tq, Tk) softmax weights, before dropout
+    att_dropped: np.ndarray         # (B, nh, Tq, Tk) dropout(att), what multiplies v
+    scale: float                    # 1/sqrt(hs)
+    softmax_cache: SoftmaxCache     # the softmax's own cache (its p is att)
+    dropout_cache: DropoutCache     # the dropout mask on att
 
 
 def causal_mask(Tq, Tk):
@@ -42,10 +56,6 @@ def causal_mask(Tq, Tk):
 def causal_bias(Tq, Tk, dtype):
     """(Tq, Tk): -inf where causal_mask is True, 0 elsewhere. Read-only.
 
-    Adding it to the scores masks them (s + -inf = -inf, s + 0 = s) in one pass that
-    broadcasts over (B, nh). Assigning through the boolean mask, s[..., mask] = -inf,
-    gives the same scores but visits the masked entries one by one: 0.32 ms against
-    0.05 ms for the (12, 4, 64, 64) scores of the reference model.
     It depends on the shapes only, so it is built once per shape and remembered
     (lru_cache): every layer of every training step asks for the same one.
     """
@@ -54,27 +64,45 @@ def causal_bias(Tq, Tk, dtype):
     return bias
 
 
+def mask_future(s):
+    """s: (..., Tq, Tk) scores -> the same array, -inf where causal_mask is True (in place).
+
+    Adding the bias masks the scores (s + -inf = -inf, s + 0 = s exactly) in one
+    pass that broadcasts over (B, nh), which is faster than choosing per entry
+    between s and -inf (np.where, mask_future_plain) or assigning through the
+    boolean mask (s[..., mask] = -inf).
+    """
+    s += causal_bias(*s.shape[-2:], s.dtype)
+    return s
+
+
+def mask_future_plain(s):
+    """s: (..., Tq, Tk) -> a new array, -inf where causal_mask is True, else s.
+    The formula as written; mask_future computes the same faster, see
+    benchmarks/fast_forms.py."""
+    return np.where(causal_mask(*s.shape[-2:]), -np.inf, s)
+
+
 def attention_forward(q, k, v, dropout=0.0, rng=None):
     """q: (B, nh, Tq, hs), k, v: (B, nh, Tk, hs) -> y (B, nh, Tq, hs), cache."""
     Tq, hs = q.shape[-2:]
-    Tk = k.shape[-2]
     scale = 1.0 / math.sqrt(hs)             # Python float: keeps the dtype of q
     s = (q @ k.swapaxes(-1, -2)) * scale                        # (B, nh, Tq, Tk)
     if Tq > 1:         # one query (a cached generation step) is the newest position:
-        s += causal_bias(Tq, Tk, s.dtype)       # it may see every key; else no peeking
+        s = mask_future(s)                      # it may see every key; else no peeking
     att, softmax_cache = softmax_forward(s)                     # (B, nh, Tq, Tk)
     a, dropout_cache = dropout_forward(att, dropout, rng)
     y = a @ v                                                   # (B, nh, Tq, hs)
-    return y, (q, k, v, a, scale, softmax_cache, dropout_cache)
+    return y, AttentionCache(q, k, v, att, a, scale, softmax_cache, dropout_cache)
 
 
 def attention_backward(dy, cache):
     """dy: (B, nh, Tq, hs) -> (dq, dk, dv) shaped like q, k, v."""
-    q, k, v, a, scale, softmax_cache, dropout_cache = cache
+    q, k, v, a, scale = cache.q, cache.k, cache.v, cache.att_dropped, cache.scale
     dv = a.swapaxes(-1, -2) @ dy                                # (B, nh, Tk, hs)
     da = dy @ v.swapaxes(-1, -2)                                # (B, nh, Tq, Tk)
-    datt = dropout_backward(da, dropout_cache)
-    ds = softmax_backward(datt, softmax_cache) * scale          # (B, nh, Tq, Tk)
+    datt = dropout_backward(da, cache.dropout_cache)
+    ds = softmax_backward(datt, cache.softmax_cache) * scale    # (B, nh, Tq, Tk)
     dq = ds @ k                                                 # (B, nh, Tq, hs)
     dk = ds.swapaxes(-1, -2) @ q                                # (B, nh, Tk, hs)
     return dq, dk, dv
@@ -83,8 +111,8 @@ def attention_backward(dy, cache):
 def split_qkv(qkv):
     """(..., 3C) -> q, k, v, each (..., C): the fused projection's three thirds.
 
-    Slices are views, so nothing is copied (np.split gives the same views but costs
-    ~20 us of bookkeeping, which adds up when generation calls it per layer per token).
+    Slices are views, so nothing is copied (np.split gives the same views with more
+    bookkeeping per call, which adds up when generation calls it per layer per token).
     """
     C = qkv.shape[-1] // 3
     return qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]

@@ -18,9 +18,18 @@ Numerics, which matter once the model is confident:
   r away; we keep r separately and use log1p(r), accurate to a rounding.
 - For the same reason the target's gradient p_y - 1 is computed as
   -(sum of the other probabilities) instead of subtracting 1 from ~1.
-Cached: the probabilities p and the targets.
+Cached (CrossEntropyCache): the probabilities p and the targets.
 """
+from typing import NamedTuple
+
 import numpy as np
+
+
+class CrossEntropyCache(NamedTuple):
+    """What cross_entropy_backward needs from the forward."""
+    probs: np.ndarray       # (N, V) softmax(logits), rows flattened, N = B*T
+    targets: np.ndarray     # (N,) int, the target ids flattened
+    shape: tuple            # (B, T, V) the logits' shape, for dlogits
 
 
 def cross_entropy_forward(logits, targets):
@@ -39,12 +48,12 @@ def cross_entropy_forward(logits, targets):
     # target is the max, so a tiny loss is not rounded against a large m
     loss = np.mean((m - z[rows, y]) + np.log1p(r))
     probs = e / (1.0 + r)[:, None]                             # (N, V)
-    return float(loss), (probs, y, logits.shape)
+    return float(loss), CrossEntropyCache(probs, y, logits.shape)
 
 
 def cross_entropy_backward(dloss, cache):
     """dloss: scalar upstream gradient (1.0 for the loss itself) -> dlogits (B, T, V)."""
-    probs, y, shape = cache
+    probs, y, shape = cache.probs, cache.targets, cache.shape
     N = len(y)
     rows = np.arange(N)
     dz = probs.copy()                                          # p - onehot(y), with

@@ -22,7 +22,16 @@ Two choices for the table pe (T, C):
    added to every sequence in the batch, so dwpe[t] = sum over b of dout[b, t]; rows
    outside the T positions get no gradient.
 """
+from typing import NamedTuple
+
 import numpy as np
+
+
+class LearnedPositionCache(NamedTuple):
+    """What learned_positional_backward needs from the forward."""
+    start: int              # the first position looked up
+    T: int                  # how many positions, start .. start + T - 1
+    shape: tuple            # (block_size, C) the table's shape, for dwpe
 
 
 def sinusoidal_table(T, d_model, dtype=np.float64):
@@ -42,12 +51,12 @@ def learned_positional_forward(T, wpe, start=0):
     if start + T > wpe.shape[0]:
         raise ValueError(f"positions {start} .. {start + T - 1} exceed the {wpe.shape[0]} "
                          f"learned positions")
-    return wpe[start:start + T], (start, T, wpe.shape)
+    return wpe[start:start + T], LearnedPositionCache(start, T, wpe.shape)
 
 
 def learned_positional_backward(dout, cache):
     """dout: (B, T, C) -> dwpe: (block_size, C); rows outside the T positions stay zero."""
-    start, T, shape = cache
+    start, T, shape = cache.start, cache.T, cache.shape
     dwpe = np.zeros(shape, dtype=dout.dtype)
     dwpe[start:start + T] = dout.sum(axis=0)                   # sum over the batch
     return dwpe
