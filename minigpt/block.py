@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .ops.attention import (attention_backward, attention_forward, merge_heads, split_heads,
-                            split_qkv)
+from .ops.attention import (AttentionCache, attention_backward, attention_forward,
+                            merge_heads, split_heads, split_qkv)
 from .ops.dropout import dropout_backward, dropout_forward
 from .ops.gelu import gelu_backward, gelu_forward
 from .ops.layernorm import layernorm_backward, layernorm_forward
@@ -78,8 +78,7 @@ def put_grads(grads, prefix, local):
 # ----------------------------------------------------------------------------- attention
 class SelfAttentionCache(NamedTuple):
     qkv: tuple              # linear cache of the fused projection x -> (q, k, v)  (c_attn)
-    heads: tuple            # ops.attention's AttentionCache; heads.att: the attention
-                            # weights (B, nh, Tq, Tk)
+    heads: AttentionCache   # heads.att: the attention weights (B, nh, Tq, Tk)
     out: tuple              # linear cache of the output projection  (c_proj)
     n_head: int
 
