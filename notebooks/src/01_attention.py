@@ -32,7 +32,7 @@ import numpy as np
 
 from minigpt.gradcheck import check, gradcheck   # check: a one-line PASS/FAIL
 from minigpt.ops.attention import attention_backward, attention_forward, causal_mask
-from minigpt.ops.softmax import softmax_backward, softmax_forward
+from minigpt.ops.softmax import SoftmaxCache, softmax_backward, softmax_forward
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
@@ -130,7 +130,7 @@ for d in dims:
         assert abs((s / np.sqrt(d)).var() - 1) < 0.15, "scaled scores should have variance ~1"
     for scaled in (True, False):
         p, _ = softmax_forward(s / np.sqrt(d) if scaled else s)
-        dz = softmax_backward(rng.standard_normal(p.shape), p)   # a random upstream gradient
+        dz = softmax_backward(rng.standard_normal(p.shape), SoftmaxCache(p))  # random upstream grad
         stats["max weight"][scaled].append(p.max(axis=1).mean())
         stats["grad size"][scaled].append(np.abs(dz).mean())
 for key, by in stats.items():
@@ -304,8 +304,9 @@ print("my_softmax_backward == minigpt.ops.softmax.softmax_backward")
 # softmax; it caches what the backward needs (`q, k, v` and the weights `att`).
 #
 # **Exercise 2.** Write `my_attention_backward`. Shapes are `(B, nh, T, hs)` for
-# q, k, v, y and `(B, nh, T, T)` for att. You may call `softmax_backward(datt, att)`
-# from `minigpt` (or your own: `my_softmax_backward(datt, att)["z"]`). Remember `.swapaxes(-1, -2)`
+# q, k, v, y and `(B, nh, T, T)` for att. You may call
+# `softmax_backward(datt, SoftmaxCache(att))` from `minigpt` (its cache names the one
+# thing it keeps, `p`) (or your own: `my_softmax_backward(datt, att)["z"]`). Remember `.swapaxes(-1, -2)`
 # transposes the last two axes of a batch of matrices.
 
 # %%
@@ -325,7 +326,7 @@ def my_attention_backward(dy, cache):
     # BEGIN SOLUTION
     dv = att.swapaxes(-1, -2) @ dy                     # Y = A V  ->  dV = A^T G
     datt = dy @ v.swapaxes(-1, -2)                     #          ->  dA = G V^T
-    ds = softmax_backward(datt, att)                   # through the softmax
+    ds = softmax_backward(datt, SoftmaxCache(att))     # through the softmax
     dq = ds @ k * scale                                # S = s Q K^T
     dk = ds.swapaxes(-1, -2) @ q * scale
     # END SOLUTION

@@ -70,7 +70,7 @@ def char_label(token):
 # fixed seeds, periodic loss estimates on both splits, an atomic checkpoint, and at the
 # end a *word validity* score (the share of English words in its replies to unseen
 # questions that are real words of the corpus). The `chat` preset (its settings are
-# printed below, each explained in `minigpt/train.py`) was chosen by the project's
+# printed below, each explained in `minigpt/presets.py`) was chosen by the project's
 # measurements to train in under ten minutes on two CPU cores. Quick mode uses the
 # `tiny` preset instead (seconds, and it learns almost nothing). `train` also saves
 # the loss plot as `loss.png` next to the checkpoint; we draw it here too.
