@@ -5,7 +5,7 @@ Pre-LN residual block (GPT-2):
     x = x + dropout(mlp(ln_2(x)))
 
 Every composite here follows the ops' convention: `*_forward(...) -> (out, cache)`
-where the cache is a named tuple of the caches of the ops it called, and
+where the cache is a small record (a dataclass) of the caches of the ops it called, and
 `*_backward(dout, cache)` unwinds them in reverse order (dout: the gradient of the
 loss with respect to the forward's output). Parameters arrive as a mapping whose
 keys are the local names ("ln_1.w", "attn.c_attn.w", ...); gradients leave as a dict
@@ -20,8 +20,8 @@ store of the keys and values of the positions already run (minigpt.generate.KVCa
 the new positions' keys and values are appended to it, and their queries attend to
 all of them. Nothing else in the block changes, so what trains is what generates.
 """
-from collections.abc import Mapping
-from typing import NamedTuple
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,38 +34,22 @@ from .ops.linear import linear_backward, linear_forward
 
 
 # ----------------------------------------------------------------------------- parameters
-class Subdict(Mapping):
-    """The entries of a dict whose key starts with `prefix`, with the prefix removed.
-
-    A view, not a copy: it reads the dict it came from, so it always sees the
-    current arrays, and making one costs nothing however many parameters there are.
-    """
-
-    def __init__(self, d, prefix):
-        if isinstance(d, Subdict):                 # a view of a view: one lookup, not two
-            d, prefix = d._d, d._prefix + prefix
-        self._d, self._prefix = d, prefix
-
-    def __getitem__(self, key):
-        return self._d[self._prefix + key]
-
-    def get(self, key, default=None):
-        return self._d.get(self._prefix + key, default)
-
-    def __iter__(self):
-        n = len(self._prefix)
-        return (key[n:] for key in self._d if key.startswith(self._prefix))
-
-    def __len__(self):
-        return sum(1 for _ in self)
-
-    def __repr__(self):
-        return f"Subdict({dict(self)!r})"
-
-
 def subdict(d, prefix):
-    """d's entries under `prefix`, the prefix removed: subdict(p, "h.0.")["ln_1.w"]."""
-    return Subdict(d, prefix)
+    """d's entries under `prefix`, the prefix removed: subdict(p, "h.0.")["ln_1.w"].
+
+    A new dict holding the same arrays (nothing is copied): a gradient check that
+    nudges subdict(p, "h.0.")["ln_1.w"] in place nudges p["h.0.ln_1.w"].
+    """
+    return {local: d[name] for local, name in names_under(tuple(d), prefix)}
+
+
+@functools.lru_cache(maxsize=1024)
+def names_under(names, prefix):
+    """The (local, full) name pairs of `names` under `prefix`, in order. Worked out
+    once per set of names: generation splits each block's parameters twice per
+    layer per token, and finding the names again every time cost ~5% of a step."""
+    n = len(prefix)
+    return tuple((name[n:], name) for name in names if name.startswith(prefix))
 
 
 def put_grads(grads, prefix, local):
@@ -76,7 +60,8 @@ def put_grads(grads, prefix, local):
 
 
 # ----------------------------------------------------------------------------- attention
-class SelfAttentionCache(NamedTuple):
+@dataclass(slots=True)
+class SelfAttentionCache:
     qkv: tuple              # linear cache of the fused projection x -> (q, k, v)  (c_attn)
     heads: AttentionCache   # heads.att: the attention weights (B, nh, Tq, Tk)
     out: tuple              # linear cache of the output projection  (c_proj)
@@ -114,7 +99,8 @@ def self_attention_backward(dout, cache):
 
 
 # ----------------------------------------------------------------------------- MLP
-class MLPCache(NamedTuple):
+@dataclass(slots=True)
+class MLPCache:
     up: tuple       # linear cache of C -> 4C  (c_fc)
     gelu: tuple     # GELU's cache
     down: tuple     # linear cache of 4C -> C  (c_proj)
@@ -137,7 +123,8 @@ def mlp_backward(dout, cache):
 
 
 # ----------------------------------------------------------------------------- block
-class BlockCache(NamedTuple):
+@dataclass(slots=True)
+class BlockCache:
     ln1: tuple                  # layer norm before attention
     attn: SelfAttentionCache    # attn.heads.att: this block's attention weights
     drop1: object               # dropout on the attention branch

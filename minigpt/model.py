@@ -22,7 +22,7 @@ on the whole batch: no threads anywhere. Training spreads a batch over two cores
 running this same model on each half (minigpt/data_parallel.py, as DDP wraps a
 model); generation runs this same forward with a KV cache (minigpt/generate.py).
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,7 +84,8 @@ def init_params(config: GPTConfig, seed: int = 0) -> dict:
     return params
 
 
-class GPTCache(NamedTuple):
+@dataclass(slots=True)
+class GPTCache:
     """What one forward pass keeps for its backward, op by op, in the order of the data.
 
     blocks[l].attn.heads.att is block l's attention weights (B, nh, T, T); attention(l)
@@ -111,7 +112,7 @@ def check_ids(ids, vocab_size, what="idx", block_size=None):
     if ids.ndim != 2:
         raise ValueError(f"{what} must have shape (B, T), got an array of shape {ids.shape} "
                          f"(for one sequence of ids use {what}[None, :])")
-    if not np.issubdtype(ids.dtype, np.integer):
+    if ids.dtype.kind not in "iu":                    # signed or unsigned integers
         raise ValueError(f"{what} must hold integer token ids, got dtype {ids.dtype}")
     B, T = ids.shape
     if B < 1 or T < 1:
@@ -143,6 +144,10 @@ class GPT:
         self.params = init_params(config, seed)
         self.rng = np.random.default_rng(seed)      # dropout masks when none is given
         self.cache = None                           # the last forward's GPTCache
+        # block l's parameter names, local ("ln_1.w") and full ("h.0.ln_1.w"), listed
+        # once, so that each forward hands block l its arrays without a search
+        self.block_names = [[(name[len(f"h.{l}."):], name) for name in self.params
+                             if name.startswith(f"h.{l}.")] for l in range(config.n_layer)]
         # the fixed sinusoidal table is computed once, in float64, then cast
         self.pe_table = sinusoidal_table(config.block_size, config.n_embd,
                                          dtype=np.dtype(config.dtype))
@@ -190,7 +195,8 @@ class GPT:
         block_caches = []
         for l in range(cfg.n_layer):
             kv = None if kv_cache is None else kv_cache.layers[l]
-            x, c = block_forward(x, subdict(p, f"h.{l}."), cfg.n_head, p_drop, rng, kv)
+            block_p = {local: p[name] for local, name in self.block_names[l]}  # subdict(p, "h.l.")
+            x, c = block_forward(x, block_p, cfg.n_head, p_drop, rng, kv)
             if kv_cache is None:             # (generation keeps nothing for backward)
                 block_caches.append(c)                                      # x: (B, T, C)
 

@@ -27,7 +27,7 @@ and for plotting attention maps); att_dropped = a (for dv); scale; the dropout m
 """
 import functools
 import math
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +35,8 @@ from .dropout import DropoutCache, dropout_backward, dropout_forward
 from .softmax import SoftmaxCache, softmax_backward, softmax_forward
 
 
-class AttentionCache(NamedTuple):
+@dataclass(slots=True)
+class AttentionCache:
     """What attention_backward needs from the forward; att is also there to be looked at."""
     q: np.ndarray                   # (B, nh, Tq, hs) queries, for dk
     k: np.ndarray                   # (B, nh, Tk, hs) keys, for dq

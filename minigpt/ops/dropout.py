@@ -8,12 +8,13 @@ there: y = x). Backward: y is x times a constant mask, so dx = dy * mask.
 Cached (DropoutCache): the mask. Drawing it from a generator the caller passes makes a
 training step reproducible, and lets a gradient check run the same masks twice.
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
 
-class DropoutCache(NamedTuple):
+@dataclass(slots=True)
+class DropoutCache:
     """What dropout_backward needs from the forward."""
     mask: np.ndarray | None  # (shape of x) 0 or 1/(1-p); None when nothing was dropped
 

@@ -25,12 +25,13 @@ mostly by zero: fine for 65 characters (there it is about as fast), several
 times slower than grouping for the chat corpus's 1,340 tokens. Timings:
 benchmarks/fast_forms.py.
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
 
-class EmbeddingCache(NamedTuple):
+@dataclass(slots=True)
+class EmbeddingCache:
     """What embedding_backward needs from the forward: the ids, not the table."""
     idx: np.ndarray         # (B, T) int, the token ids looked up
     V: int                  # rows of the table (vocabulary size), for dwte's shape

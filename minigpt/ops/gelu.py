@@ -29,7 +29,7 @@ special-cased, ** 3 is not), many times slower (benchmarks/fast_forms.py). An ea
 version picked between two stable sigmoid branches with np.where, a branch per element
 on random signs; the single formula above needs no branch.
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,7 +37,8 @@ GELU_SCALE = float(np.sqrt(2.0 / np.pi))   # a Python float keeps float32 arrays
 GELU_CUBIC = 0.044715
 
 
-class GeluCache(NamedTuple):
+@dataclass(slots=True)
+class GeluCache:
     """What gelu_backward needs from the forward."""
     x: np.ndarray           # (any shape) the input
     s: np.ndarray           # (same shape) sigmoid(2u) = 0.5 (1 + tanh u), so y = x * s

@@ -22,7 +22,7 @@ x, mu, var), and w (for g = dy * w).
 The means over a row are taken by row_mean, a matrix-vector product (see rows.py:
 faster than x.mean(axis=-1) on short rows).
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +31,8 @@ from .rows import row_mean
 LN_EPS = 1e-5
 
 
-class LayerNormCache(NamedTuple):
+@dataclass(slots=True)
+class LayerNormCache:
     """What layernorm_backward needs from the forward."""
     xhat: np.ndarray        # (..., C) the normalised input (x - mu) * rstd
     rstd: np.ndarray        # (..., 1) 1 / sqrt(var + eps), one per row

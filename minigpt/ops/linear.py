@@ -18,12 +18,13 @@ of (T, Cin), one BLAS call each, which is slower. linear_forward_plain and
 linear_backward_plain are the formulas as written, without the flattening; the two
 pairs agree to rounding (tests/test_fast_paths.py; timings in benchmarks/fast_forms.py).
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
 
-class LinearCache(NamedTuple):
+@dataclass(slots=True)
+class LinearCache:
     """What linear_backward needs from the forward."""
     x: np.ndarray           # (..., Cin) the input, for dw
     w: np.ndarray           # (Cin, Cout) the weight, for dx

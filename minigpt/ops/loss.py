@@ -20,12 +20,13 @@ Numerics, which matter once the model is confident:
   -(sum of the other probabilities) instead of subtracting 1 from ~1.
 Cached (CrossEntropyCache): the probabilities p and the targets.
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
 
-class CrossEntropyCache(NamedTuple):
+@dataclass(slots=True)
+class CrossEntropyCache:
     """What cross_entropy_backward needs from the forward."""
     probs: np.ndarray       # (N, V) softmax(logits), rows flattened, N = B*T
     targets: np.ndarray     # (N,) int, the target ids flattened

@@ -22,12 +22,13 @@ Two choices for the table pe (T, C):
    added to every sequence in the batch, so dwpe[t] = sum over b of dout[b, t]; rows
    outside the T positions get no gradient.
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
 
-class LearnedPositionCache(NamedTuple):
+@dataclass(slots=True)
+class LearnedPositionCache:
     """What learned_positional_backward needs from the forward."""
     start: int              # the first position looked up
     T: int                  # how many positions, start .. start + T - 1

@@ -14,14 +14,15 @@ Entries with z = -inf (masked) get p = 0 and therefore dz = 0.
 The row sums are matrix-vector products (row_sum, see rows.py: faster than
 .sum(axis=-1) on the attention's short rows). The row max has no such form.
 """
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
 from .rows import row_sum
 
 
-class SoftmaxCache(NamedTuple):
+@dataclass(slots=True)
+class SoftmaxCache:
     """What softmax_backward needs from the forward: the output alone."""
     p: np.ndarray           # (..., N) the probabilities, rows summing to 1
 
