@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import inspect
 import math
 import re
@@ -37,6 +38,17 @@ def _int(text):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _int_from(lowest):
+    """An argparse type: an integer >= lowest (argparse names the option in its error)."""
+    def parse(text):
+        value = _int(text)
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
+        return value
+    parse.__name__ = f"int >= {lowest}"
+    return parse
 
 
 def _float(text):
@@ -105,7 +117,7 @@ def _sampling_options(parser, greedy_default):
     g.add_argument("--top-p", type=_float, default=None,
                    help="sample among the most likely characters whose probability adds "
                         "up to p, in (0, 1]")
-    g.add_argument("--seed", type=_int, default=None, help="seed for sampling")
+    g.add_argument("--seed", type=_int_from(0), default=None, help="seed for sampling (>= 0)")
     g.add_argument("--slide", type=_int, default=None,
                    help="past the context, drop this many of the oldest characters at once "
                         "(1 to block_size; default block_size // 4; 1 = always the full "
@@ -134,9 +146,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser():
     parser = _Parser(prog=PROG, description="minigpt: a GPT in pure NumPy, trained to chat.",
-                     allow_abbrev=False)
+                     allow_abbrev=False, epilog=EXIT_STATUS,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
+                                parser_class=functools.partial(
+                                    _Parser, epilog=EXIT_STATUS,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.commands = sub.choices          # name -> its parser, for error messages
 
     p = sub.add_parser("train", help="train a chat model (default preset: chat)",
@@ -148,7 +163,7 @@ def build_parser():
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out-dir (options given override its "
                         "training settings; the model's shape is the checkpoint's)")
-    p.add_argument("--stop-at", type=_int, default=None, metavar="INT",
+    p.add_argument("--stop-at", type=_int_from(1), default=None, metavar="INT",
                    help="pause after this many steps in total (resume later with --resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(p.add_argument_group("model (GPTConfig)"), GPTConfig, MODEL_FIELDS)
@@ -172,9 +187,10 @@ def build_parser():
                        allow_abbrev=False)
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file or run directory (default out/chat/ckpt.npz)")
-    p.add_argument("--replies", type=_int, default=0,
+    p.add_argument("--replies", type=_int_from(0), default=0,
                    help="how many validation openings to reply to (default 0: all)")
-    p.add_argument("--show", type=_int, default=8, help="print this many of the replies")
+    p.add_argument("--show", type=_int_from(0), default=8,
+                   help="print this many of the replies")
     p.set_defaults(func=cmd_eval)
     return parser
 
@@ -244,13 +260,11 @@ def cmd_eval(args):
     from .data_parallel import DataParallel
     from .evaluate import estimate_loss, evaluate_chat
     from .data import build_dataset
-    from .run_state import load_model
-    if args.replies < 0 or args.show < 0:
-        raise ValueError("--replies and --show must be >= 0")
+    from .run_state import checkpoint_path, load_model, training_meta
     model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)
-    cfg = TrainConfig.from_dict(meta["train_config"])
+    cfg, it, _ = training_meta(meta, checkpoint_path(args.checkpoint or default_checkpoint()))
     data = build_dataset(cfg, tokenizer)
-    print(f"checkpoint: iteration {meta['iter']}, {model.num_params():,} parameters")
+    print(f"checkpoint: iteration {it}, {model.num_params():,} parameters")
     losses = estimate_loss(DataParallel(model), data, cfg.batch_size,   # as training does
                            model.config.block_size, cfg.eval_iters, cfg.seed)
     print(f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
@@ -262,22 +276,69 @@ def cmd_eval(args):
 
 
 # ----------------------------------------------------------------------------- main
+EXIT_STATUS = """exit status:
+  0    done
+  1    a problem with a value, a checkpoint or the run (the message says which)
+  2    a bad command line: an unknown option, a malformed value, an unusable --out-dir
+  130  stopped by Ctrl-C (train saves first) or by a termination signal
+  141  the reader of the output went away (e.g. piped into head), as Unix tools do"""
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:       # let the command's own parser complain, so it can suggest a fix
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    from .run_dir import OutDirError, RunLockedError
     try:
-        return args.func(args)
-    except CheckpointNotFoundError as e:
+        with _terminate_as_interrupt():
+            return args.func(args)
+    except OutDirError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (CheckpointError, TrainingDiverged, ValueError) as e:
+        return 2
+    except (CheckpointError, TrainingDiverged, RunLockedError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+class _terminate_as_interrupt:
+    """SIGTERM (kill, a closing terminal, a job scheduler) becomes KeyboardInterrupt, so
+    a run stops the way Ctrl-C stops it: temp files removed, the lock released."""
+
+    def __enter__(self):
+        import signal
+        import threading
+        self._old = None
+        if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    @staticmethod
+    def _handle(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            import signal
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe: stop quietly. Point stdout at the null device
+    so Python's final flush does not fail again, and exit 141 (128 + SIGPIPE), the
+    status a Unix tool killed by SIGPIPE has (1 on Windows)."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141 if os.name == "posix" else 1
 
 
 if __name__ == "__main__":

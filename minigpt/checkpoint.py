@@ -7,9 +7,11 @@ checkpoint: a reader sees the old file or the new one, never a mix.
 
 Saving:  write to a temp file in the same directory, flush + fsync, os.replace.
          A crash at any moment leaves the previous checkpoint untouched.
-Loading: np.load(..., allow_pickle=False), so a file cannot make us run code
-         (a pickled object array is refused, not unpickled). Every problem raises
-         CheckpointError (a ValueError) naming the file and what is wrong.
+Loading: entry by entry, with numpy's reader and allow_pickle=False (an object
+         array is refused, never unpickled), and in bounded time and memory
+         whatever the file says: sizes are checked from the zip directory and each
+         .npy header before anything is decompressed or allocated. Every problem
+         raises CheckpointError (a ValueError) naming the file and what is wrong.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ class CheckpointNotFoundError(CheckpointError):
     """No file at the path (the CLI catches this to suggest the command that trains one)."""
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask (reading it means setting it, so set it straight back)."""
     mask = os.umask(0)
     os.umask(mask)
@@ -62,7 +64,7 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
             f.flush()
             os.fsync(f.fileno())    # the bytes are on disk before the rename points at them
         # mkstemp makes the file private (0600); give it the mode a plain open() would
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         # BaseException: also clean up after Ctrl-C during a long save.
@@ -72,11 +74,20 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     _fsync_directory(directory)     # make the rename itself durable
 
 
-def load_checkpoint(path) -> tuple[dict, dict]:
+def load_checkpoint(path, expect=None) -> tuple[dict, dict]:
     """Read a checkpoint written by save_checkpoint: returns (arrays, meta).
 
     arrays: name -> np.ndarray (numeric, all finite), meta: dict from meta.json.
     Raises CheckpointError for anything wrong; nothing in the file is executed.
+
+    Time and memory stay bounded whatever the file holds. Before anything is
+    decompressed, the archive's directory is checked: entry names, compression
+    method, and the sizes the entries declare (together at most twice the file's own
+    size, so a small file cannot inflate into gigabytes). meta.json is read first.
+    expect, if given, is a function (meta, sizes) -> {name: (shape, dtype)}, sizes
+    being each array's declared size in bytes; it says which arrays the file must
+    hold (raising CheckpointError if meta is unusable), and each is checked by name
+    and declared size before any array is read.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -87,20 +98,28 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         if f.read(4) != _ZIP_MAGIC:
             raise CheckpointError(f"checkpoint {path} is not an .npz (zip) archive")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            stored = {name: npz[name] for name in npz.files}
+        with zipfile.ZipFile(path) as zf:
+            entries = _entries(zf, path)
+            if META_KEY not in entries:
+                raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry")
+            meta = _meta_from_array(_read_entry(zf, entries.pop(META_KEY)), path)
+            if expect is not None:
+                _check_declared(entries, expect(meta, {name: info.file_size
+                                                       for name, info in entries.items()}),
+                                path)
+            arrays = {name: _read_entry(zf, info) for name, info in entries.items()}
+    except CheckpointError as e:
+        if path in str(e):
+            raise
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
     except Exception as e:
         # A damaged file fails inside zipfile, zlib or numpy's .npy header parser in
         # many different ways; each one means "this file is not a usable checkpoint".
-        # (Object arrays land here too: allow_pickle=False refuses to unpickle them.)
         raise CheckpointError(f"checkpoint {path} is unreadable (damaged, truncated, or "
                               f"holding pickled objects): {type(e).__name__}: {e}") from e
-    if META_KEY not in stored:
-        raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry")
-    meta = _meta_from_array(stored.pop(META_KEY), path)
-    for name, arr in stored.items():
+    for name, arr in arrays.items():
         _check_numeric_finite(name, arr, path)
-    return stored, meta
+    return arrays, meta
 
 
 def validate_arrays(arrays: dict, expected: dict, what: str = "parameters",
@@ -135,6 +154,86 @@ def validate_arrays(arrays: dict, expected: dict, what: str = "parameters",
 
 
 # ---- helpers -------------------------------------------------------------------------
+
+MAX_META_BYTES = 16 * 2**20    # meta.json: configs, tokenizer, a loss per step (~1 MB / 50k steps)
+_NPY_HEADER_BYTES = 2**16      # the most an .npy header may add to its array's bytes
+
+
+def _entries(zf, path) -> dict:
+    """The archive's entries by array name, checked before any is decompressed."""
+    entries, declared = {}, 0
+    for info in zf.infolist():
+        name = info.filename
+        if not name.endswith(".npy") or len(name) == 4:
+            raise CheckpointError(f"checkpoint {path}: unexpected entry {name[:80]!r} "
+                                  f"(every entry of an .npz is an .npy array)")
+        if name[:-4] in entries:
+            raise CheckpointError(f"checkpoint {path}: entry {name[:80]!r} appears twice")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CheckpointError(f"checkpoint {path}: entry {name[:80]!r} uses compression "
+                                  f"method {info.compress_type}; only stored and deflated "
+                                  f"entries are read")
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"checkpoint {path}: entry {name[:80]!r} is encrypted")
+        entries[name[:-4]] = info
+        declared += info.file_size
+    limit = 2 * os.path.getsize(path) + 2**20
+    if declared > limit:
+        raise CheckpointError(f"checkpoint {path}: its entries declare {declared:,} bytes "
+                              f"uncompressed, more than twice the file's size "
+                              f"({os.path.getsize(path):,} bytes): refused unread")
+    if META_KEY in entries and entries[META_KEY].file_size > MAX_META_BYTES + _NPY_HEADER_BYTES:
+        raise CheckpointError(f"checkpoint {path}: {META_KEY} declares "
+                              f"{entries[META_KEY].file_size:,} bytes, more than the "
+                              f"{MAX_META_BYTES:,} allowed")
+    return entries
+
+
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_entry(zf, info) -> np.ndarray:
+    """One .npy entry -> array, read by numpy with allow_pickle=False. Its header is
+    read first, on its own: numpy's reader allocates whatever a header claims before
+    it reads any data, so the claim must fit within the entry's declared size."""
+    name = info.filename
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in _NPY_HEADERS:
+            raise CheckpointError(f"entry {name[:80]!r} is an .npy of format version "
+                                  f"{version}, not 1.0 or 2.0")
+        shape, _, dtype = _NPY_HEADERS[version](f)
+    if dtype.hasobject:
+        raise CheckpointError(f"entry {name[:80]!r} holds Python objects (pickled data), "
+                              f"which a checkpoint never needs and which is not unpickled")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > info.file_size:
+        raise CheckpointError(f"entry {name[:80]!r} claims a {shape} {dtype} array "
+                              f"({nbytes:,} bytes) but holds only {info.file_size:,}")
+    with zf.open(info) as f:
+        arr = np.lib.format.read_array(f, allow_pickle=False)
+        if f.read(1):                        # (this read also makes zipfile check the CRC)
+            raise CheckpointError(f"entry {name[:80]!r} has data after its array")
+    return arr
+
+
+def _check_declared(entries: dict, expected: dict, path) -> None:
+    """The expected arrays are there, nothing else is, and none declares more bytes
+    than its shape and dtype need (plus an .npy header)."""
+    missing = [name for name in expected if name not in entries]
+    unexpected = [name for name in entries if name not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {path} does not hold the arrays its config needs: " +
+                              "; ".join(([f"missing {few_names(missing)}"] if missing else []) +
+                                        ([f"unexpected {few_names(unexpected)}"] if unexpected
+                                         else [])))
+    for name, (shape, dtype) in expected.items():
+        need = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        if entries[name].file_size > need + _NPY_HEADER_BYTES:
+            raise CheckpointError(f"checkpoint {path}: entry {name!r} declares "
+                                  f"{entries[name].file_size:,} bytes, but a {tuple(shape)} "
+                                  f"{np.dtype(dtype)} array needs {need:,}")
 
 def _write_npz(f, arrays: dict) -> None:
     """Write an uncompressed .npz to the open binary file f: one "<name>.npy" per array.
@@ -195,6 +294,9 @@ def _meta_from_array(arr: np.ndarray, path: str) -> dict:
         meta = json.loads(arr.tobytes().decode("utf-8"), parse_constant=_refuse_constant)
     except ValueError as e:   # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise CheckpointError(f"checkpoint {path}: {META_KEY} is not valid JSON: {e}") from e
+    except RecursionError:    # json's parser recurses once per level of [ or {
+        raise CheckpointError(f"checkpoint {path}: {META_KEY} is nested too deeply to be "
+                              f"a minigpt checkpoint's metadata") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"checkpoint {path}: {META_KEY} must hold a JSON object, "
                               f"got {type(meta).__name__}")

@@ -99,13 +99,11 @@ class TrainConfig:
                                               # a conversation begins (data.get_batch)
 
     def __post_init__(self):
-        positive = ("max_iters", "batch_size", "eval_interval", "eval_iters")
-        for name in positive:
-            _check_int(self, name, 1)
-        _check_int(self, "warmup_iters", 0)
-        _check_int(self, "eval_replies", 0)
-        _check_int(self, "eval_reply_tokens", 1)
-        _check_int(self, "seed", 0)
+        # The upper limits are far above any sensible run; they exist so that a
+        # checkpoint someone hands you cannot ask for a day of evaluation or
+        # gigabytes of batch (each still takes a minute or more at the limit).
+        for name, (lowest, highest) in TRAIN_INT_LIMITS.items():
+            _check_int(self, name, lowest, highest)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -149,7 +147,25 @@ class TrainConfig:
         return strict_from_dict(cls, d)
 
 
-def _check_int(cfg, name, lowest):
+TRAIN_INT_LIMITS = {                 # field: (lowest, highest) allowed
+    "max_iters": (1, 10**8),
+    "batch_size": (1, 4096),
+    "eval_interval": (1, 10**8),
+    "eval_iters": (1, 1000),          # 1,000 batches already pin a loss to ~0.1%
+    "warmup_iters": (0, 10**8),
+    "eval_replies": (0, 10**6),
+    "eval_reply_tokens": (1, 10_000),
+    "seed": (0, 2**63 - 1),
+}
+
+
+def _check_int(cfg, name, lowest, highest):
     value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-        raise ValueError(f"TrainConfig.{name} must be an int >= {lowest}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        raise ValueError(f"TrainConfig.{name} must be an int from {lowest:,} to {highest:,}, "
+                         f"got {_short(value)}")
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -18,5 +18,10 @@ def few_names(names: list, k: int = 8) -> str:
     """
     if not names:
         return "none"
-    shown = ", ".join(repr(n) for n in names[:k])
+    shown = ", ".join(_short(repr(n)) for n in names[:k])
     return shown + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """text, or its first limit characters and '...' (a hostile file's names can be long)."""
+    return text if len(text) <= limit else text[:limit] + "..."

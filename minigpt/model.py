@@ -60,6 +60,15 @@ def param_shapes(config: GPTConfig) -> dict:
     return shapes
 
 
+def param_count(config: GPTConfig) -> int:
+    """How many numbers param_shapes(config) holds, by arithmetic alone (a checkpoint's
+    config is checked with it before any shape is listed)."""
+    V, C, L, b = config.vocab_size, config.n_embd, config.n_layer, int(config.bias)
+    per_layer = 12 * C * C + b * 11 * C + 2 * C        # c_attn, c_proj, c_fc, mlp.c_proj;
+    learned = config.block_size * C if config.pos_encoding == "learned" else 0  # + ln_1, ln_2
+    return V * C + learned + L * per_layer + C + b * C
+
+
 def init_params(config: GPTConfig, seed: int = 0) -> dict:
     """GPT-2 initialisation: weights ~ N(0, 0.02^2) (std 0.02), biases 0, layer-norm gains 1.
 

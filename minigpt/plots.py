@@ -7,6 +7,9 @@ history is what a run records (and its checkpoint keeps):
 from __future__ import annotations
 
 import os
+import tempfile
+
+from .checkpoint import current_umask
 
 
 def save_loss_plot(history, path, title=""):
@@ -33,6 +36,16 @@ def save_loss_plot(history, path, title=""):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    os.replace(tmp, path)                  # never leave a half-written PNG
+    # A temp file of this process's own, renamed over the old plot when complete:
+    # never a half-written PNG, and two processes never write the same temp file.
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp.png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png")
+        os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp's file is private (0600)
+        os.replace(tmp, path)
+    except BaseException:                  # also Ctrl-C in the middle of the save
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

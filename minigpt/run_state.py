@@ -12,15 +12,19 @@ both configs, the tokenizer against vocab_size, every parameter's shape and dtyp
 and for a resume AdamW's state against the step count.
 
     load_model(path)  -> (model, tokenizer, meta)                       to generate
+    training_meta(meta, path) -> (TrainConfig, it, history)             to evaluate
     load_state(path)  -> (model, tokenizer, opt, TrainConfig, it, history)  to go on
 """
 from __future__ import annotations
 
+import math
 import os
+
+import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, validate_arrays
 from .config import GPTConfig, TrainConfig
-from .model import GPT, param_shapes
+from .model import GPT, param_count, param_shapes
 from .optim import adamw_from_config
 from .tokenizer import CharTokenizer
 
@@ -53,21 +57,13 @@ def _read(path):
     """Load and validate the parts every user of a checkpoint needs.
 
     -> (arrays, meta, GPT holding the saved parameters, CharTokenizer).
-    CheckpointError otherwise.
+    CheckpointError otherwise. The config is checked against the sizes the file's
+    arrays declare before anything is built from it (see _expected_arrays).
     """
-    arrays, meta = load_checkpoint(path)
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} is not a minigpt training checkpoint "
-                              f"(format {meta.get('format')!r} version {meta.get('version')!r}, "
-                              f"expected {FORMAT!r} version {FORMAT_VERSION})")
-    try:
-        config = GPTConfig.from_dict(meta["model_config"])
-        tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: bad model config or tokenizer: {e}") from e
-    if tokenizer.vocab_size != config.vocab_size:
-        raise CheckpointError(f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} "
-                              f"tokens but the model config says vocab_size={config.vocab_size}")
+    found = {}
+    arrays, meta = load_checkpoint(path, expect=lambda meta, sizes: _expected_arrays(
+        meta, sizes, path, found))
+    config, tokenizer = found["config"], found["tokenizer"]
     params = {k[len("param."):]: v for k, v in arrays.items() if k.startswith("param.")}
     validate_arrays(params, {name: (shape, config.dtype)
                              for name, shape in param_shapes(config).items()}, path=path)
@@ -75,6 +71,67 @@ def _read(path):
     for name, value in params.items():
         model.params[name][...] = value
     return arrays, meta, model, tokenizer
+
+
+def _expected_arrays(meta, sizes, path, found):
+    """meta and the arrays' declared sizes -> the arrays the file must hold, name ->
+    (shape, dtype). Puts the GPTConfig and CharTokenizer into `found`.
+
+    A config is only believed as far as the file backs it: the parameters it asks
+    for must be the ones stored, so a meta saying n_layer = 10**8 is refused by
+    arithmetic, before a single name or array is made for it.
+    """
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} is not a minigpt training checkpoint "
+                              f"(format {_short(meta.get('format'))} version "
+                              f"{_short(meta.get('version'))}, expected {FORMAT!r} version "
+                              f"{FORMAT_VERSION})")
+    try:
+        config = GPTConfig.from_dict(meta["model_config"])
+        tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: bad model config or tokenizer: "
+                              f"{_short(e, 300)}") from e
+    if tokenizer.vocab_size != config.vocab_size:
+        raise CheckpointError(f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} "
+                              f"tokens but the model config says vocab_size={config.vocab_size}")
+    stored = sum(size for name, size in sizes.items() if name.startswith("param."))
+    itemsize = 4 if config.dtype == "float32" else 8
+    needed = param_count(config) * itemsize
+    if needed > stored:
+        raise CheckpointError(
+            f"checkpoint {path}: its model config (n_layer {config.n_layer}, n_embd "
+            f"{config.n_embd}, vocab_size {config.vocab_size}, block_size "
+            f"{config.block_size}) needs {needed:,} bytes of parameters, but the file "
+            f"stores {stored:,}: the parameters' shapes cannot match it")
+    if config.block_size * config.n_embd > param_count(config):
+        raise CheckpointError(        # the sinusoidal table, (block_size, n_embd), is built
+            f"checkpoint {path}: block_size {config.block_size} is out of proportion to the "
+            f"model (a {config.block_size} x {config.n_embd} position table would be larger "
+            f"than all its parameters)")
+    found.update(config=config, tokenizer=tokenizer)
+    expected = {f"param.{name}": (shape, config.dtype)
+                for name, shape in param_shapes(config).items()}
+    for name in sizes:                        # AdamW's state: checked on load_state
+        if name.startswith("optim."):
+            expected[name] = _optim_entry(name, expected, path)
+    return expected
+
+
+def _optim_entry(name, expected, path):
+    """The (shape, dtype) an optimizer entry may have: a moment is its parameter's
+    shape (in float64 or the parameter's dtype); the step count one int."""
+    if name == "optim.step":
+        return (), np.int64
+    for moment in ("optim.m.", "optim.v."):
+        if name.startswith(moment) and f"param.{name[len(moment):]}" in expected:
+            return expected[f"param.{name[len(moment):]}"][0], np.float64
+    raise CheckpointError(f"checkpoint {path}: unexpected entry {_short(name)}")
+
+
+def _short(value, limit=80):
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_model(path):
@@ -88,21 +145,43 @@ def load_model(path):
     return model, tokenizer, meta
 
 
+def training_meta(meta, path):
+    """The training part of a checkpoint's meta -> (TrainConfig, it, history), checked:
+    iter is a step count within max_iters, history one finite loss per step and a list
+    of {"iter", "train", "val"} estimates. CheckpointError naming the problem otherwise."""
+    try:
+        for key in ("train_config", "iter", "history"):
+            if key not in meta:
+                raise ValueError(f"no {key!r} entry (it is not a training run's checkpoint)")
+        train_cfg = TrainConfig.from_dict(meta["train_config"])
+        it, history = meta["iter"], meta["history"]
+        if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it <= train_cfg.max_iters:
+            raise ValueError(f"iter must be an int from 0 to max_iters "
+                             f"({train_cfg.max_iters}), got {_short(it)}")
+        if not isinstance(history, dict) or not isinstance(history.get("loss"), list) \
+                or len(history["loss"]) != it or not isinstance(history.get("evals"), list):
+            raise ValueError("history must hold one loss per step done, and a list of evals")
+        if not all(_is_number(x) for x in history["loss"]):
+            raise ValueError("history's losses must be finite numbers")
+        if not all(isinstance(e, dict) and isinstance(e.get("iter"), int)
+                   and _is_number(e.get("train")) and _is_number(e.get("val"))
+                   for e in history["evals"]):
+            raise ValueError('history\'s evals must each be {"iter": int, "train": number, '
+                             '"val": number}')
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: bad training state: {_short(e, 300)}") from e
+    return train_cfg, it, history
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def load_state(path):
     """A checkpoint -> everything train() needs to continue: (model, tokenizer, opt,
     TrainConfig, it, history). Validated; CheckpointError otherwise."""
     arrays, meta, model, tokenizer = _read(path)
-    try:
-        train_cfg = TrainConfig.from_dict(meta["train_config"])
-        it = meta["iter"]
-        history = meta["history"]
-        if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it:
-            raise ValueError(f"iter must be an int >= 0, got {it!r}")
-        if not isinstance(history, dict) or not isinstance(history.get("loss"), list) \
-                or len(history["loss"]) != it or not isinstance(history.get("evals"), list):
-            raise ValueError("history must hold one loss per step done, and a list of evals")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: bad training state: {e}") from e
+    train_cfg, it, history = training_meta(meta, path)
     opt = adamw_from_config(model.params, train_cfg)
     state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
     try:

@@ -30,8 +30,11 @@ drawn in an unbroken run. (The alternative, saving Generator.bit_generator.state
 works too, but is one more thing to get right and to validate.)
 
 Safety.
-  - Ctrl-C finishes the current step, saves a checkpoint, and stops; a second
-    Ctrl-C stops at once without saving.
+  - The output folder is checked before any work (minigpt.run_dir: it can be made,
+    is writable, ckpt.npz in it is not a folder) and locked for the whole run, so a
+    second run into the same folder is refused instead of overwriting this one.
+  - Ctrl-C (or SIGTERM, what `kill` sends) finishes the current step, saves a
+    checkpoint, and stops; a second one stops at once without saving.
   - A NaN or Inf loss or gradient norm stops training with a message BEFORE the
     update, and nothing is saved: the last checkpoint on disk (the last good one)
     stays as it was.
@@ -61,10 +64,11 @@ from .config import GPTConfig, TrainConfig
 from .data import CharDataset, build_dataset
 from .evaluate import estimate_loss, evaluate_chat
 from .data_parallel import DataParallel
-from .model import GPT
+from .model import GPT, param_count
 from .optim import AdamW, adamw_from_config, clip_grad_norm, lr_at
 from .plots import save_loss_plot
 from .presets import PRESETS, split_overrides
+from .run_dir import RunLock, check_out_dir, remove_stale_temps
 from .run_state import CHECKPOINT_NAME, load_state, save_state
 from .tokenizer import CharTokenizer
 
@@ -90,29 +94,34 @@ class TrainResult:
 
 
 class _StopFlag:
-    """Ctrl-C (SIGINT) sets a flag the loop checks after each step; a second one
-    raises KeyboardInterrupt as usual. Only installed in the main thread."""
+    """Ctrl-C (SIGINT) or a termination signal (SIGTERM, what `kill` sends) sets a flag
+    the loop checks after each step; a second one raises KeyboardInterrupt as usual.
+    Only installed in the main thread."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                    if hasattr(signal, name))
 
     def __init__(self, say):
         self.requested = False
         self._say = say
-        self._old = None
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self._say("\nCtrl-C: finishing this step, then saving (Ctrl-C again to quit "
-                  "without saving)")
+        what = "Ctrl-C" if signum == signal.SIGINT else "terminated"
+        self._say(f"\n{what}: finishing this step, then saving (Ctrl-C again to quit "
+                  f"without saving)")
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def step_rng(seed, it):
@@ -138,24 +147,57 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
     out = out or sys.stdout
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int)
+                                or stop_at < 1):
+        raise ValueError(f"stop_at must be an int >= 1 (steps in total), got {stop_at!r}")
     model_kw, train_kw = split_overrides(overrides)
     base = PRESETS[preset]
     train_cfg = dataclasses.replace(base.train, **train_kw)
     ckpt = os.path.join(train_cfg.out_dir, CHECKPOINT_NAME)
+    if resume and not os.path.isfile(ckpt):
+        raise CheckpointNotFoundError(f"nothing to resume: no checkpoint at {ckpt}; start a "
+                                      f"new run without --resume")
+    if not resume:
+        config = GPTConfig.from_dict({**base.model, **model_kw, "vocab_size": 1})
+        _check_model_fits(config)        # before the corpus is read (vocab_size is its own)
 
-    if resume:
-        model, tokenizer, opt, train_cfg, start, history = _saved_run(ckpt, model_kw, train_kw)
-        data = build_dataset(train_cfg, tokenizer)
-    else:
-        data = build_dataset(train_cfg)
-        tokenizer = data.tokenizer
-        config = GPTConfig.from_dict({**base.model, **model_kw,
-                                      "vocab_size": tokenizer.vocab_size})
-        model = GPT(config, seed=train_cfg.seed)
-        opt = adamw_from_config(model.params, train_cfg)
-        start, history = 0, {"loss": [], "evals": []}
-    run = _Run(model, DataParallel(model), tokenizer, opt, data, train_cfg, history, ckpt, _printer(out))
-    return _run(run, start, stop_at=stop_at, progress=progress, resumed=resume)
+    # Everything the run will write goes into out_dir: check it before any step is
+    # spent, then hold it, so that no other run writes there while this one does.
+    check_out_dir(train_cfg.out_dir, (CHECKPOINT_NAME, PLOT_NAME))
+    with RunLock(train_cfg.out_dir) as lock:
+        if lock.took_over:
+            print(f"note: process {lock.took_over.get('pid', '?')} stopped without "
+                  f"releasing {lock.path}; taking it over", file=out)
+        remove_stale_temps(train_cfg.out_dir)
+        if resume:
+            model, tokenizer, opt, train_cfg, start, history = _saved_run(ckpt, model_kw,
+                                                                          train_kw)
+            data = build_dataset(train_cfg, tokenizer)
+        else:
+            data = build_dataset(train_cfg)
+            tokenizer = data.tokenizer
+            config = GPTConfig.from_dict({**base.model, **model_kw,
+                                          "vocab_size": tokenizer.vocab_size})
+            model = GPT(config, seed=train_cfg.seed)
+            opt = adamw_from_config(model.params, train_cfg)
+            start, history = 0, {"loss": [], "evals": []}
+        run = _Run(model, DataParallel(model), tokenizer, opt, data, train_cfg, history, ckpt,
+                   _printer(out))
+        return _run(run, start, stop_at=stop_at, progress=progress, resumed=resume)
+
+
+MAX_MODEL_BYTES = 8 * 2**30     # parameters, gradients and AdamW's two moments together
+
+
+def _check_model_fits(config):
+    """Refuse, with the sizes, a model whose parameters, gradients and AdamW moments
+    alone would take more than MAX_MODEL_BYTES (not a laptop model)."""
+    need = 4 * param_count(config) * (4 if config.dtype == "float32" else 8)
+    if need > MAX_MODEL_BYTES:
+        raise ValueError(f"this model (n_layer {config.n_layer}, n_embd {config.n_embd}, "
+                         f"block_size {config.block_size}) would need {need / 2**30:,.1f} GiB "
+                         f"for its parameters, gradients and AdamW state alone, more than "
+                         f"minigpt's {MAX_MODEL_BYTES / 2**30:.0f} GiB limit")
 
 
 def _saved_run(ckpt, model_kw, train_kw):
