@@ -261,8 +261,10 @@ def cmd_eval(args):
     from .evaluate import estimate_loss, evaluate_chat
     from .data import build_dataset
     from .run_state import checkpoint_path, load_model, training_meta
+    from .train import check_run_fits
     model, tokenizer, meta = _load(args.checkpoint, load_model, default_checkpoint)
     cfg, it, _ = training_meta(meta, checkpoint_path(args.checkpoint or default_checkpoint()))
+    check_run_fits(model.config, cfg.batch_size)           # eval batches are training's size
     data = build_dataset(cfg, tokenizer)
     print(f"checkpoint: iteration {it}, {model.num_params():,} parameters")
     losses = estimate_loss(DataParallel(model), data, cfg.batch_size,   # as training does
@@ -298,6 +300,10 @@ def main(argv=None) -> int:
         return 2
     except (CheckpointError, TrainingDiverged, RunLockedError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory: the machine cannot hold what this command asked for "
+              "(try a smaller model, batch or block)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -158,8 +158,9 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
         raise CheckpointNotFoundError(f"nothing to resume: no checkpoint at {ckpt}; start a "
                                       f"new run without --resume")
     if not resume:
-        config = GPTConfig.from_dict({**base.model, **model_kw, "vocab_size": 1})
-        _check_model_fits(config)        # before the corpus is read (vocab_size is its own)
+        config = GPTConfig.from_dict({**base.model, **model_kw, "vocab_size": 2000})
+        check_run_fits(config, train_cfg.batch_size)   # before the corpus is read (the
+        # vocabulary is the corpus's own, ~1,340 characters: 2,000 is a bound)
 
     # Everything the run will write goes into out_dir: check it before any step is
     # spent, then hold it, so that no other run writes there while this one does.
@@ -172,6 +173,7 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
         if resume:
             model, tokenizer, opt, train_cfg, start, history = _saved_run(ckpt, model_kw,
                                                                           train_kw)
+            check_run_fits(model.config, train_cfg.batch_size)
             data = build_dataset(train_cfg, tokenizer)
         else:
             data = build_dataset(train_cfg)
@@ -186,18 +188,27 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
         return _run(run, start, stop_at=stop_at, progress=progress, resumed=resume)
 
 
-MAX_MODEL_BYTES = 8 * 2**30     # parameters, gradients and AdamW's two moments together
+MAX_RUN_BYTES = 8 * 2**30     # what one run may ask for: a laptop's memory, not a server's
 
 
-def _check_model_fits(config):
-    """Refuse, with the sizes, a model whose parameters, gradients and AdamW moments
-    alone would take more than MAX_MODEL_BYTES (not a laptop model)."""
-    need = 4 * param_count(config) * (4 if config.dtype == "float32" else 8)
-    if need > MAX_MODEL_BYTES:
-        raise ValueError(f"this model (n_layer {config.n_layer}, n_embd {config.n_embd}, "
-                         f"block_size {config.block_size}) would need {need / 2**30:,.1f} GiB "
-                         f"for its parameters, gradients and AdamW state alone, more than "
-                         f"minigpt's {MAX_MODEL_BYTES / 2**30:.0f} GiB limit")
+def check_run_fits(config, batch_size):
+    """Refuse, with the sizes, a model and batch that would need more than MAX_RUN_BYTES:
+    the parameters, gradients and AdamW's two moments, plus the largest arrays one
+    training step keeps for its backward (the attention weights, B x nh x T x T per
+    layer, twice with dropout; the residual stream and MLP, ~20 x B x T x C per layer;
+    the logits and their softmax, 2 x B x T x V). A rough bound, meant to catch a
+    typo such as --block-size 100000 before it becomes a MemoryError."""
+    item = 4 if config.dtype == "float32" else 8
+    B, T, C, L = batch_size, config.block_size, config.n_embd, config.n_layer
+    state = 4 * param_count(config) * item
+    step = (L * (2 * B * config.n_head * T * T + 20 * B * T * C)
+            + 2 * B * T * config.vocab_size) * item
+    if state + step > MAX_RUN_BYTES:
+        raise ValueError(f"this run (n_layer {L}, n_embd {C}, block_size {T}, batch_size "
+                         f"{B}) would need about {(state + step) / 2**30:,.1f} GiB: "
+                         f"{state / 2**30:,.1f} for the parameters, gradients and AdamW "
+                         f"state, {step / 2**30:,.1f} for one step's activations; minigpt's "
+                         f"limit is {MAX_RUN_BYTES / 2**30:.0f} GiB")
 
 
 def _saved_run(ckpt, model_kw, train_kw):

@@ -360,6 +360,35 @@ def test_closing_stdout_early_exits_quietly(run_folder, command):
     assert proc.returncode == (141 if os.name == "posix" else 1)
 
 
+@pytest.mark.parametrize("args", [["--block-size", "100000"], ["--n-embd", "65536", "--n-head", "1"],
+                                  ["--batch-size", "4096", "--block-size", "2048"]])
+def test_a_run_too_big_for_a_laptop_is_refused_with_its_size(tmp_path, args):
+    r = cli("train", "--preset", "tiny", *args, "--out-dir", str(tmp_path / "x"))
+    assert_one_clear_line(r, 1, "GiB", "limit")
+    assert not (tmp_path / "x").exists()
+
+
+def test_eval_and_resume_refuse_a_checkpoint_whose_batch_would_not_fit(tmp_path, saved):
+    """A valid checkpoint (learned positions, so its 2,048-position table is stored)
+    whose training batch of 4,096 windows would need hundreds of GiB per step."""
+    from minigpt.config import GPTConfig, TrainConfig
+    from minigpt.model import GPT
+    from minigpt.optim import adamw_from_config
+    from minigpt.run_state import save_state
+    from minigpt.tokenizer import CharTokenizer
+    _, meta = saved
+    tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=2048, n_layer=1,
+                          n_head=2, n_embd=16, pos_encoding="learned"))
+    cfg = TrainConfig(out_dir=str(tmp_path / "wide"), batch_size=4096, max_iters=10,
+                      warmup_iters=0)
+    save_state(tmp_path / "wide" / "ckpt.npz", model, tokenizer,
+               adamw_from_config(model.params, cfg), cfg, 0, {"loss": [], "evals": []})
+    load_state(str(tmp_path / "wide" / "ckpt.npz"))        # a valid state ...
+    for command in ("eval", "resume"):
+        assert_one_clear_line(read_with(command, tmp_path / "wide"), 1, "GiB")  # ... too big
+
+
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_stop_at_below_one_is_refused_by_name(tmp_path, value):
     r = cli("train", "--preset", "tiny", "--stop-at", value, "--out-dir", str(tmp_path / "x"))
