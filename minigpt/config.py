@@ -36,6 +36,8 @@ class GPTConfig:
     bias: bool = True             # biases in Linear and LayerNorm (GPT-2 has them)
     pos_encoding: str = "sinusoidal"  # "sinusoidal" (fixed table) or "learned" (wpe)
     dtype: str = "float32"        # "float32" to train fast, "float64" for gradient checks
+    scale_embeddings: bool = False  # the paper's scale (Vaswani et al. 3.4): wte ~ N(0, 1/C)
+                                    # and x = sqrt(C) wte[idx] + PE; False: GPT-2's std 0.02
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -49,8 +51,10 @@ class GPTConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
                 or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be a float in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.bias, bool):
-            raise ValueError(f"GPTConfig.bias must be True or False, got {self.bias!r}")
+        for name in ("bias", "scale_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}")
         if self.pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"GPTConfig.pos_encoding must be one of {POS_ENCODINGS}, "
                              f"got {self.pos_encoding!r}")

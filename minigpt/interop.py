@@ -17,6 +17,14 @@ The same mapping serves gradients: export `model.backward()`'s dict with
 sinusoidal encoding minigpt has no wpe parameter; exporting *parameters* then
 includes the fixed table as transformer.wpe.weight, so a nanoGPT model loads the
 exact same function (freeze that weight in PyTorch to keep it fixed).
+
+The paper's embedding scale (GPTConfig.scale_embeddings: x = s * wte[idx] + pe with
+s = sqrt(C)) has no nanoGPT setting, so it is folded into the weights. nanoGPT
+computes x = wte'[idx] + pe and logits = ln_f'(x) @ wte'^T. With
+    wte' = s * wte,    ln_f.weight' = ln_f.w / s,    ln_f.bias' = ln_f.b / s
+the embedding is s * wte[idx] and the head ln_f'(x) @ wte'^T = (ln_f(x) / s) @ (s wte)^T
+= ln_f(x) @ wte^T: the same function, to rounding. Gradients fold the other way
+(dL/dwte' = dL/dwte / s, dL/dln_f' = s * dL/dln_f), and from_nanogpt unfolds.
 """
 import numpy as np
 
@@ -49,6 +57,13 @@ def to_nanogpt(arrays, config: GPTConfig, *, gradients=False):
     for name, value in arrays.items():
         value = np.asarray(value)
         out[_torch_name(name)] = value.T.copy() if _is_linear(name) else value.copy()
+    if config.scale_embeddings:         # fold s into wte and ln_f (module docstring)
+        s = config.n_embd ** 0.5
+        f = 1.0 / s if gradients else s
+        out["transformer.wte.weight"] *= f
+        for key in ("transformer.ln_f.weight", "transformer.ln_f.bias"):
+            if key in out:
+                out[key] /= f
     if config.pos_encoding == "sinusoidal" and not gradients:
         dtype = np.asarray(arrays["wte"]).dtype
         out["transformer.wpe.weight"] = sinusoidal_table(config.block_size, config.n_embd, dtype)
@@ -82,6 +97,12 @@ def from_nanogpt(state_dict, config: GPTConfig):
     if "lm_head.weight" in sd and not np.array_equal(as_array(sd["lm_head.weight"]), params["wte"]):
         raise ValueError("from_nanogpt: lm_head.weight differs from transformer.wte.weight; "
                          "minigpt ties them")
+    if config.scale_embeddings:         # unfold s (module docstring)
+        s = config.n_embd ** 0.5
+        params["wte"] = params["wte"] / s
+        params["ln_f.w"] = params["ln_f.w"] * s
+        if "ln_f.b" in params:
+            params["ln_f.b"] = params["ln_f.b"] * s
     if config.pos_encoding == "sinusoidal" and "transformer.wpe.weight" in sd:
         table = sinusoidal_table(config.block_size, config.n_embd, np.dtype(config.dtype))
         wpe = as_array(sd["transformer.wpe.weight"])

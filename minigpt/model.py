@@ -2,7 +2,7 @@
 
 The data flow, with the shapes at each step:
     idx                                        (B, T)    int token ids
-    x = wte[idx] + pe[:T]                      (B, T, C) embedding.py, positional.py
+    x = s * wte[idx] + pe[:T]                  (B, T, C) embedding.py, positional.py
     x = dropout(x)
     x = block_l(x)  for l = 0 .. n_layer-1     (B, T, C) block.py
     x = ln_f(x)                                (B, T, C) layernorm.py
@@ -11,6 +11,14 @@ The data flow, with the shapes at each step:
 
 Weight tying: the same matrix wte turns token ids into vectors at the bottom and
 vectors back into token scores at the top, so its gradient is the sum of both uses.
+
+The embedding scale s. GPT-2 draws wte with std 0.02 and adds it as it is (s = 1).
+The sinusoidal table's entries are sin and cos, of size ~0.7, so next to tokens of
+size 0.02 the position drowns the token, and a model with the text's table starts
+out unable to tell characters apart. Vaswani et al. (section 3.4) scale the
+embeddings instead: wte ~ N(0, 1/C) and s = sqrt(C), so s * wte[idx] has entries of
+size ~1, like the table. GPTConfig(scale_embeddings=True) does that; the tied head
+still reads logits = x @ wte^T, with wte's own, smaller entries.
 
 `model.params` is a flat dict name -> array; `model.backward()` returns a dict with
 exactly the same keys and shapes. Names follow nanoGPT's without "transformer." and
@@ -70,7 +78,8 @@ def param_count(config: GPTConfig) -> int:
 
 
 def init_params(config: GPTConfig, seed: int = 0) -> dict:
-    """GPT-2 initialisation: weights ~ N(0, 0.02^2) (std 0.02), biases 0, layer-norm gains 1.
+    """GPT-2 initialisation: weights ~ N(0, 0.02^2) (std 0.02), biases 0, layer-norm gains 1
+    (wte ~ N(0, 1/C) with scale_embeddings, the paper's).
 
     The two projections that write into the residual stream (attn.c_proj, mlp.c_proj)
     get std 0.02 / sqrt(2 * n_layer): each block adds two terms to the stream, and
@@ -81,7 +90,9 @@ def init_params(config: GPTConfig, seed: int = 0) -> dict:
     resid_std = 0.02 / np.sqrt(2 * config.n_layer)
     params = {}
     for name, shape in param_shapes(config).items():
-        if name.endswith(".b"):
+        if name == "wte" and config.scale_embeddings:   # std C^-0.5: s * wte has std 1
+            p = rng.normal(0.0, config.n_embd ** -0.5, shape)
+        elif name.endswith(".b"):
             p = np.zeros(shape)
         elif "ln_" in name:                           # layer-norm gains
             p = np.ones(shape)
@@ -153,6 +164,8 @@ class GPT:
         self.params = init_params(config, seed)
         self.rng = np.random.default_rng(seed)      # dropout masks when none is given
         self.cache = None                           # the last forward's GPTCache
+        # s in x = s * wte[idx] + pe: sqrt(C) with the paper's scale, else 1 (GPT-2)
+        self.embed_scale = config.n_embd ** 0.5 if config.scale_embeddings else 1.0
         # block l's parameter names, local ("ln_1.w") and full ("h.0.ln_1.w"), listed
         # once, so that each forward hands block l its arrays without a search
         self.block_names = [[(name[len(f"h.{l}."):], name) for name in self.params
@@ -192,8 +205,10 @@ class GPT:
         if p_drop > 0.0 and rng is None:
             rng = self.rng
 
-        # embeddings: x = wte[idx] + pe[t0 : t0 + T]
+        # embeddings: x = s * wte[idx] + pe[t0 : t0 + T]
         tok, tok_cache = embedding_forward(idx, p["wte"])                   # (B, T, C)
+        if cfg.scale_embeddings:
+            tok = tok * self.embed_scale                                    # s * wte[idx]
         if cfg.pos_encoding == "learned":
             pe, pos_cache = learned_positional_forward(T, p["wpe"], t0)     # (T, C)
         else:
@@ -255,6 +270,8 @@ class GPT:
         dx = dropout_backward(dx, cache.drop)                               # d(tok + pe)
         if cfg.pos_encoding == "learned":
             grads["wpe"] = learned_positional_backward(dx, cache.pos)
+        if cfg.scale_embeddings:                    # x = s * tok  ->  dL/dtok = s * dL/dx
+            dx = dx * self.embed_scale
         dwte += embedding_backward(dx, cache.tok)   # tied: sum of both uses of wte
         grads["wte"] = dwte
         return {name: grads[name] for name in self.params}                 # params' order

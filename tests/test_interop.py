@@ -53,3 +53,27 @@ def test_bad_state_dicts_are_named():
     learned_table = dict(sd, **{"transformer.wpe.weight": np.zeros((9, 8))})
     with pytest.raises(ValueError, match="sinusoidal"):
         from_nanogpt(learned_table, config)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_embedding_scale_is_folded_into_wte_and_ln_f(bias):
+    """A nanoGPT model has no embedding scale: exported, the scale lives in wte and
+    ln_f. Proof without PyTorch: the folded weights, run by minigpt with the scale
+    off (which is nanoGPT's function), give the scaled model's logits."""
+    config = GPTConfig(vocab_size=13, block_size=9, n_layer=2, n_head=3, n_embd=12, bias=bias,
+                       scale_embeddings=True, dtype="float64")
+    model = GPT(config, seed=4)
+    rng = np.random.default_rng(0)
+    for p in model.params.values():
+        p += 0.1 * rng.standard_normal(p.shape)
+    sd = to_nanogpt(model.params, config)
+    np.testing.assert_allclose(sd["transformer.wte.weight"], model.params["wte"] * 12 ** 0.5)
+    plain_config = config.replace(scale_embeddings=False)
+    plain = GPT(plain_config)
+    plain.params = from_nanogpt(sd, plain_config)
+    idx = rng.integers(0, 13, size=(2, 9))
+    np.testing.assert_allclose(plain.forward(idx)[0], model.forward(idx)[0], rtol=1e-12,
+                               atol=1e-12)
+    back = from_nanogpt(sd, config)                          # and unfolded again
+    for name in model.params:
+        np.testing.assert_allclose(back[name], model.params[name], rtol=1e-15, atol=0)

@@ -44,6 +44,32 @@ def test_whole_model_gradcheck_every_element(pos_encoding, bias):
     assert sum(c.checked for c in report.checks) == model.num_params()
 
 
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned"])
+def test_whole_model_gradcheck_with_the_papers_embedding_scale(pos_encoding):
+    config = tiny_config(pos_encoding=pos_encoding, scale_embeddings=True)
+    model = randomize(GPT(config))
+    idx, targets = batch(config, B=2, T=5)
+    report = gradcheck_model(model, idx, targets)
+    assert report.ok, f"\n{report}"
+    assert sum(c.checked for c in report.checks) == model.num_params()
+
+
+def test_the_embedding_scale_multiplies_the_tokens_only():
+    """x = sqrt(C) * wte[idx] + pe: the same model with wte scaled by sqrt(C) by hand and
+    the scale off gives the same block input, and the head still reads wte itself."""
+    config = tiny_config(scale_embeddings=True, n_layer=1)
+    model = randomize(GPT(config))
+    plain = GPT(config.replace(scale_embeddings=False))
+    plain.params = {k: v.copy() for k, v in model.params.items()}
+    plain.params["wte"] *= np.sqrt(config.n_embd)
+    idx, _ = batch(config, 2, 5)
+    model.forward(idx)
+    plain.forward(idx)
+    np.testing.assert_allclose(model.cache.blocks[0].ln1.xhat, plain.cache.blocks[0].ln1.xhat,
+                               rtol=1e-12)
+    assert model.embed_scale == np.sqrt(config.n_embd) and plain.embed_scale == 1.0
+
+
 def test_whole_model_gradcheck_with_dropout():
     config = tiny_config(dropout=0.2, pos_encoding="learned")
     model = randomize(GPT(config))
@@ -58,11 +84,13 @@ def test_whole_model_gradcheck_with_dropout():
 @given(V=st.integers(2, 9), n_layer=st.integers(1, 2), heads=st.sampled_from([(1, 4), (2, 2), (2, 3), (3, 2)]),
        T=st.integers(1, 5), B=st.integers(1, 3), bias=st.booleans(),
        pos_encoding=st.sampled_from(["sinusoidal", "learned"]), dropout=st.sampled_from([0.0, 0.25]),
-       seed=st.integers(0, 2**31))
-def test_whole_model_gradcheck_hypothesis(V, n_layer, heads, T, B, bias, pos_encoding, dropout, seed):
+       scale=st.booleans(), seed=st.integers(0, 2**31))
+def test_whole_model_gradcheck_hypothesis(V, n_layer, heads, T, B, bias, pos_encoding, dropout,
+                                          scale, seed):
     nh, hs = heads
     config = GPTConfig(vocab_size=V, block_size=5, n_layer=n_layer, n_head=nh, n_embd=nh * hs,
-                       bias=bias, pos_encoding=pos_encoding, dropout=dropout, dtype="float64")
+                       bias=bias, pos_encoding=pos_encoding, dropout=dropout, dtype="float64",
+                       scale_embeddings=scale)
     model = randomize(GPT(config, seed=seed), seed=seed)
     idx, targets = batch(config, B, T, seed)
     report = gradcheck_model(model, idx, targets, max_elements=12, train=dropout > 0, seed=seed)
@@ -96,6 +124,15 @@ def test_gpt2_initialisation():
     # same seed, same numbers; another seed, other numbers
     assert all(np.array_equal(p[k], GPT(config, seed=0).params[k]) for k in p)
     assert not np.array_equal(p["wte"], GPT(config, seed=1).params["wte"])
+
+
+def test_the_papers_initialisation_of_wte():
+    config = GPTConfig(vocab_size=500, block_size=64, n_layer=4, n_head=4, n_embd=128,
+                       scale_embeddings=True)
+    p = GPT(config, seed=0).params
+    assert abs(p["wte"].std() - 128 ** -0.5) < 2e-3         # std C^-0.5
+    assert abs(p["h.0.attn.c_attn.w"].std() - 0.02) < 1e-3   # the rest as GPT-2
+    assert abs((np.sqrt(128) * p["wte"]).std() - 1.0) < 0.02  # scaled: size ~1, as the table
 
 
 def test_loss_at_init_is_near_log_vocab():

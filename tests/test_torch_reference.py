@@ -51,6 +51,11 @@ CONFIGS = [
     dict(vocab_size=23, block_size=11, n_layer=3, n_head=3, n_embd=18, bias=True, pos_encoding="sinusoidal"),
     dict(vocab_size=5, block_size=16, n_layer=1, n_head=4, n_embd=16, bias=False, pos_encoding="learned"),
     dict(vocab_size=41, block_size=7, n_layer=2, n_head=1, n_embd=10, bias=True, pos_encoding="learned"),
+    # the paper's embedding scale, folded into wte and ln_f on export (minigpt.interop)
+    dict(vocab_size=17, block_size=8, n_layer=2, n_head=2, n_embd=12, bias=True,
+         pos_encoding="sinusoidal", scale_embeddings=True),
+    dict(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=8, bias=False,
+         pos_encoding="learned", scale_embeddings=True),
 ]
 
 
