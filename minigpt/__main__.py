@@ -258,7 +258,7 @@ def _load(path, load_model, default_checkpoint):
 def cmd_eval(args):
     from .chat import default_checkpoint
     from .data_parallel import DataParallel
-    from .evaluate import estimate_loss, evaluate_chat
+    from .evaluate import estimate_loss, evaluate_chat, stream_loss
     from .data import build_dataset
     from .run_state import checkpoint_path, load_model, training_meta
     from .train import check_run_fits
@@ -269,7 +269,11 @@ def cmd_eval(args):
     print(f"checkpoint: iteration {it}, {model.num_params():,} parameters")
     losses = estimate_loss(DataParallel(model), data, cfg.batch_size,   # as training does
                            model.config.block_size, cfg.eval_iters, cfg.seed)
-    print(f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+    print(f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f} (the mean over "
+          f"{cfg.eval_iters} random batches, as training prints it)")
+    val, n = stream_loss(model, data.tokens["val"])
+    print(f"val loss over the whole validation stream: {val:.4f} ({n:,} characters, each "
+          f"scored once with at least half a block of context)")
     _reconfigure_streams()       # the replies may hold characters the terminal lacks
     evaluate_chat(model, tokenizer, data.conversations, n=args.replies or None,
                   max_new_tokens=cfg.eval_reply_tokens, show_replies=args.show,

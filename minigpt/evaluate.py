@@ -25,7 +25,10 @@ Two numbers, for two different questions:
    This is the check a new user does first, made into a number.
 
 evaluate_chat measures 2 and 3 and prints them: at the end of every training run,
-and in `python -m minigpt eval` (which prints 1 first, from estimate_loss).
+and in `python -m minigpt eval`, which prints 1 first, twice: estimate_loss, the mean
+over random windows that training prints, and stream_loss, every position of the
+validation stream scored once with at least half a block of context (the figure to
+compare models by).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import yaml
 
 from .data import CORPUS_PACKAGE, format_conversation
 from .generate import generate
+from .ops.loss import cross_entropy_forward
 from .tokenizer import BOT
 
 WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
@@ -61,6 +65,49 @@ def estimate_loss(model, data, batch_size, block_size, eval_iters, seed):
             total += loss
         losses[split] = total / eval_iters
     return losses
+
+
+def stream_windows(n, block_size):
+    """How stream_loss covers a stream of n predictions with windows of block_size:
+    a list of (start, first), the window holding predictions start .. start + T - 1
+    and scoring those from start + first on. Every prediction is scored exactly once;
+    the first window scores all of its own, every later one slides by half a block
+    (H = T // 2) and scores its last H, so each of those sees at least T - H earlier
+    tokens; the last window ends where the stream ends and scores what is left."""
+    T = min(block_size, n)
+    H = max(1, T // 2)
+    windows, scored = [(0, 0)], T            # (start, first scored offset), done so far
+    while scored < n:
+        start = min(scored + H - T, n - T)   # its last H end at scored + H, or at n
+        windows.append((start, scored - start))
+        scored = start + T
+    return windows
+
+
+def stream_loss(model, tokens, batch_rows=32):
+    """The loss over a whole token stream, every next-token prediction scored once
+    -> (mean loss in nats, number of predictions). tokens: 1-D ids, at least 2.
+
+    The sampled estimate (estimate_loss) averages random windows, in which the first
+    positions see almost no context; here the windows are those of stream_windows,
+    so each prediction past the first block has at least half a block of context.
+    """
+    T = model.config.block_size
+    x_all, y_all = tokens[:-1], tokens[1:]                      # n predictions
+    n = len(y_all)
+    windows = stream_windows(n, T)
+    width = min(T, n)
+    total = 0.0
+    groups = {}                                                  # first -> starts
+    for start, first in windows:
+        groups.setdefault(first, []).append(start)
+    for first, starts in groups.items():                         # same scored span: a batch
+        for i in range(0, len(starts), batch_rows):
+            rows = np.array(starts[i:i + batch_rows])[:, None] + np.arange(width)  # (B, T)
+            logits, _ = model.forward(x_all[rows])                              # (B, T, V)
+            loss, _ = cross_entropy_forward(logits[:, first:], y_all[rows][:, first:])
+            total += loss * rows.shape[0] * (width - first)      # mean -> sum
+    return total / n, n
 
 
 def reply_prompt(tokenizer, text):

@@ -124,6 +124,7 @@ def test_sample_and_eval_commands(run_dir):
     r = cli("eval", "--checkpoint", str(out), "--replies", "3", "--show", "1")
     assert r.returncode == 0, r.stderr
     assert "val loss" in r.stdout and "word validity" in r.stdout
+    assert "whole validation stream" in r.stdout
 
 
 def test_sample_refuses_a_bad_slide_before_printing_anything(run_dir):

@@ -9,12 +9,14 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import minigpt.data_parallel
 from minigpt.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, \
     save_checkpoint
 from minigpt.config import GPTConfig, TrainConfig
-from minigpt.evaluate import corpus_words, greedy_replies, word_validity, words
+from minigpt.evaluate import corpus_words, greedy_replies, stream_loss, stream_windows, \
+    word_validity, words
 from minigpt.generate import generate
 from minigpt.model import GPT
 from minigpt.tokenizer import CharTokenizer
@@ -256,3 +258,40 @@ def test_word_validity_against_the_corpus_and_the_training_split(monkeypatch):
     assert result["replies"] == [("zebra", "zebra hello qux")]
     assert result["validity"] == 2 / 3 and result["validity_train"] == 1 / 3
     assert result["unknown"] == {"qux": 1} and result["n_finished"] == 1
+
+
+# ----------------------------------------------------------------------------- the whole stream
+@given(n=st.integers(1, 400), T=st.integers(1, 70))
+def test_stream_windows_score_every_prediction_once_with_half_a_block_of_context(n, T):
+    windows = stream_windows(n, T)
+    width = min(T, n)
+    scored = []
+    for start, first in windows:
+        assert 0 <= start and start + width <= n                # inside the stream
+        scored += range(start + first, start + width)
+        if start > 0:                                           # not the first window:
+            assert first >= width - max(1, width // 2)          # >= half a block of context
+    assert scored == list(range(n))                             # each once, in order
+
+
+def test_stream_loss_is_the_mean_of_each_predictions_own_loss():
+    """Against a brute force that scores each prediction alone, from its window."""
+    config = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8,
+                       dtype="float64", pos_encoding="learned")
+    model = GPT(config, seed=3)
+    for p in model.params.values():
+        p += 0.3 * np.random.default_rng(0).standard_normal(p.shape)
+    tokens = np.random.default_rng(1).integers(0, 11, size=30)
+    brute = []
+    for start, first in stream_windows(len(tokens) - 1, 8):
+        for t in range(first, 8):
+            x = tokens[start:start + 8][None]
+            logits, _ = model.forward(x)
+            z = logits[0, t]
+            brute.append(np.log(np.exp(z - z.max()).sum()) + z.max() - z[tokens[start + t + 1]])
+    loss, n = stream_loss(model, tokens, batch_rows=2)
+    assert n == 29 and len(brute) == 29
+    np.testing.assert_allclose(loss, np.mean(brute), rtol=1e-12)
+    short = tokens[:6]                                          # shorter than a block
+    assert np.isclose(stream_loss(model, short)[0],
+                      model.forward(short[None, :-1], short[None, 1:])[1], rtol=1e-12)
