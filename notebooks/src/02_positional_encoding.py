@@ -411,9 +411,45 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# One more difference matters when the table is *added* to the token embeddings: its
+# size. The table's entries are sines and cosines, whose root mean square is
+# $1/\sqrt 2 \approx 0.71$; GPT-2 draws token embeddings with standard deviation 0.02. In
+# $x_t = e(\text{token}_t) + PE(t)$ the position is then 35 times louder than the token.
+# The paper that introduced the table (Vaswani et al., §3.4) multiplies the embeddings
+# by $\sqrt{C}$ and draws them with standard deviation $C^{-1/2}$, so both terms have
+# size ~1: `GPTConfig(scale_embeddings=True)`. Notebook 5 trains all three and shows
+# what the gap costs.
+
+# %%
+rms = lambda a: float(np.sqrt(np.mean(np.square(a))))
+C = config.n_embd
+gpt2_tokens = sin_model.params["wte"]
+paper_model = GPT(config.replace(scale_embeddings=True))
+paper_tokens = paper_model.embed_scale * paper_model.params["wte"]     # sqrt(C) * wte
+sizes = {"sinusoidal table PE": rms(sin_t), "tokens, GPT-2 init (std 0.02)": rms(gpt2_tokens),
+         "tokens, the paper's way (sqrt(C) x std C^-1/2)": rms(paper_tokens)}
+for what, size in sizes.items():
+    print(f"RMS of {what:<48} {size:.3f}")
+assert 0.6 < sizes["sinusoidal table PE"] < 0.8
+assert rms(sin_t) / rms(gpt2_tokens) > 25                # the position drowns the token
+assert 0.8 < rms(paper_tokens) < 1.2                     # scaled: the same size as PE
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+lim = np.abs(sin_t).max()
+for ax, tab, title in [(axes[0], gpt2_tokens[:20], "token embeddings, GPT-2 init"),
+                       (axes[1], sin_t[:20], "sinusoidal table, positions 0-19")]:
+    im = ax.imshow(tab, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_xlabel("channel")
+    ax.set_title(title)
+axes[0].set_ylabel("row")
+fig.colorbar(im, ax=axes, label="value (one colour scale for both)")
+plt.show()
+
+# %% [markdown]
 # **Summary.** One attention layer sees its context as a set; adding $PE(t)$ makes it a
 # sequence. The text's sinusoids give every pair of channels its own clock, so the
 # similarity of two positions depends only on their distance and a shift is a rotation.
-# Learned positions trade those guarantees for flexibility. Their backward, and the
-# embedding's, is a sum over every use of a row. Next: notebook 3, layer normalisation
-# and backpropagation.
+# Learned positions trade those guarantees for flexibility. Added to GPT-2-sized token
+# embeddings, the table is 35 times louder than the tokens; the paper's scale evens
+# them out. Their backward, and the embedding's, is a sum over every use of a row.
+# Next: notebook 3, layer normalisation and backpropagation.
