@@ -62,12 +62,14 @@ def check_out_dir(out_dir, file_names=()) -> None:
         raise OutDirError(f"--out-dir {path} is not writable: {e.strerror or e}") from None
 
 
-def remove_stale_temps(out_dir) -> list:
-    """Remove the temp files of saves that never finished (a run killed mid-save).
+def remove_stale_temps(out_dir, file_names) -> list:
+    """Remove the temp files of saves that never finished (a run killed mid-save):
+    ".<file>.<random>.tmp[.png]" for each of file_names, and check_out_dir's probe.
     Call only while holding the RunLock. -> the names removed."""
+    prefixes = tuple(f".{name}." for name in file_names) + (".write-test.",)
     removed = []
     for name in os.listdir(out_dir):
-        if name.startswith(".") and name.endswith(TEMP_SUFFIXES):
+        if name.startswith(prefixes) and name.endswith(TEMP_SUFFIXES):
             try:
                 os.remove(os.path.join(out_dir, name))
                 removed.append(name)

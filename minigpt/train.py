@@ -169,7 +169,7 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
         if lock.took_over:
             print(f"note: process {lock.took_over.get('pid', '?')} stopped without "
                   f"releasing {lock.path}; taking it over", file=out)
-        remove_stale_temps(train_cfg.out_dir)
+        remove_stale_temps(train_cfg.out_dir, (CHECKPOINT_NAME, PLOT_NAME))
         if resume:
             model, tokenizer, opt, train_cfg, start, history = _saved_run(ckpt, model_kw,
                                                                           train_kw)

@@ -146,11 +146,13 @@ def test_a_killed_runs_lock_and_temp_files_are_taken_over(tmp_path):
                                              "started": "yesterday"}))
     (out / ".ckpt.npz.abc123.tmp").write_bytes(b"half a checkpoint")
     (out / ".loss.png.xyz789.tmp.png").write_bytes(b"half a plot")
+    (out / ".my-notes.tmp").write_text("the user's own")             # not ours: kept
     lines = []
     train("tiny", out_dir=str(out), stop_at=2, progress=False,
           out=type("W", (), {"write": lambda self, s: lines.append(s), "flush": lambda s: 0})())
     assert any("process 999999" in line and "taking it over" in line for line in lines)
-    assert sorted(os.listdir(out)) == ["ckpt.npz", "loss.png"]   # no lock, no temp file
+    assert sorted(os.listdir(out)) == [".my-notes.tmp", "ckpt.npz", "loss.png"]  # no lock,
+    # no temp file of ours
 
 
 def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_no_temp_files(tmp_path):
