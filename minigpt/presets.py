@@ -37,8 +37,10 @@ PRESETS = {
                                   # and 0.05 90.8% (16 of 22 greetings); without them,
                                   # 0 gave 88.6%: with too little, it invents words
             bias=True,            # GPT-2's choice
-            pos_encoding="learned",  # sinusoidal's unit-size table drowns the 0.02-size
-                                     # token embeddings: val loss 3.8 vs 2.8 at step 300
+            pos_encoding="learned",  # the text's sinusoidal table measured level with it
+                                     # once scaled (scale_embeddings=True; README: 2.51 vs
+                                     # 2.49, 92.0% vs 90.8% valid words, 16 vs 16 greetings);
+                                     # unscaled, the table drowns the 0.02-size tokens
             dtype="float32",      # half the memory traffic of float64
         ),
         train=TrainConfig(
