@@ -37,34 +37,33 @@ class CheckpointNotFoundError(CheckpointError):
     """No file at the path (the CLI catches this to suggest the command that trains one)."""
 
 
-def current_umask() -> int:
+def _current_umask() -> int:
     """The process's umask (reading it means setting it, so set it straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def save_checkpoint(path, arrays: dict, meta: dict) -> None:
-    """Atomically write `arrays` (name -> numeric np.ndarray) and `meta` (JSON-able) to path.
+def write_atomically(path, write, suffix=".tmp") -> None:
+    """Call write(f) on a temp file beside path, then rename it over path.
 
     Parent directories are created. Until os.replace succeeds, `path` still holds
-    whatever it held before (or nothing); the temp file is removed on failure.
+    whatever it held before (or nothing); the temp file (".<name>.<random><suffix>",
+    unique to this call) is removed on any failure, Ctrl-C included.
     """
     path = os.fspath(path)
-    _check_arrays_to_save(arrays, path)
-    meta_bytes = _meta_to_bytes(meta, path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     # Same directory as the target: os.replace is only atomic within one filesystem.
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+                               suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_npz(f, {**arrays, META_KEY: meta_bytes})
+            write(f)
             f.flush()
             os.fsync(f.fileno())    # the bytes are on disk before the rename points at them
         # mkstemp makes the file private (0600); give it the mode a plain open() would
-        os.chmod(tmp, 0o666 & ~current_umask())
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         # BaseException: also clean up after Ctrl-C during a long save.
@@ -72,6 +71,15 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
             os.remove(tmp)
         raise
     _fsync_directory(directory)     # make the rename itself durable
+
+
+def save_checkpoint(path, arrays: dict, meta: dict) -> None:
+    """Atomically write `arrays` (name -> numeric np.ndarray) and `meta` (JSON-able) to path
+    (write_atomically: parent directories are created, the old file survives a failure)."""
+    path = os.fspath(path)
+    _check_arrays_to_save(arrays, path)
+    meta_bytes = _meta_to_bytes(meta, path)
+    write_atomically(path, lambda f: _write_npz(f, {**arrays, META_KEY: meta_bytes}))
 
 
 def load_checkpoint(path, expect=None) -> tuple[dict, dict]:

@@ -6,10 +6,7 @@ history is what a run records (and its checkpoint keeps):
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
-from .checkpoint import current_umask
+from .checkpoint import write_atomically
 
 
 def save_loss_plot(history, path, title=""):
@@ -38,14 +35,4 @@ def save_loss_plot(history, path, title=""):
     fig.tight_layout()
     # A temp file of this process's own, renamed over the old plot when complete:
     # never a half-written PNG, and two processes never write the same temp file.
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp.png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp's file is private (0600)
-        os.replace(tmp, path)
-    except BaseException:                  # also Ctrl-C in the middle of the save
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(path, lambda f: fig.savefig(f, format="png"), suffix=".tmp.png")
