@@ -22,7 +22,7 @@ import zipfile
 
 import numpy as np
 
-from .messages import few_names
+from .messages import few_names, shorten
 
 META_KEY = "meta.json"   # the entry holding the JSON metadata
 _ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first four bytes, when it holds a file (.npz do)
@@ -110,16 +110,14 @@ def load_checkpoint(path, expect=None) -> tuple[dict, dict]:
             entries = _entries(zf, path)
             if META_KEY not in entries:
                 raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry")
-            meta = _meta_from_array(_read_entry(zf, entries.pop(META_KEY)), path)
+            meta = _meta_from_array(_read_entry(zf, entries.pop(META_KEY), path), path)
             if expect is not None:
                 _check_declared(entries, expect(meta, {name: info.file_size
                                                        for name, info in entries.items()}),
                                 path)
-            arrays = {name: _read_entry(zf, info) for name, info in entries.items()}
-    except CheckpointError as e:
-        if path in str(e):
-            raise
-        raise CheckpointError(f"checkpoint {path}: {e}") from None
+            arrays = {name: _read_entry(zf, info, path) for name, info in entries.items()}
+    except CheckpointError:
+        raise
     except Exception as e:
         # A damaged file fails inside zipfile, zlib or numpy's .npy header parser in
         # many different ways; each one means "this file is not a usable checkpoint".
@@ -139,13 +137,7 @@ def validate_arrays(arrays: dict, expected: dict, what: str = "parameters",
         checkpoint parameters do not match: missing 'wpe'; 'h.0.attn.c_attn.w' has
         shape (64, 192), expected (128, 384)
     """
-    problems = []
-    missing = [name for name in expected if name not in arrays]
-    unexpected = [name for name in arrays if name not in expected]
-    if missing:
-        problems.append("missing " + few_names(missing))
-    if unexpected:
-        problems.append("unexpected " + few_names(unexpected))
+    problems = _name_problems(arrays, expected)
     for name, (shape, dtype) in expected.items():
         if name not in arrays:
             continue
@@ -173,16 +165,16 @@ def _entries(zf, path) -> dict:
     for info in zf.infolist():
         name = info.filename
         if not name.endswith(".npy") or len(name) == 4:
-            raise CheckpointError(f"checkpoint {path}: unexpected entry {name[:80]!r} "
+            raise CheckpointError(f"checkpoint {path}: unexpected entry {shorten(repr(name))} "
                                   f"(every entry of an .npz is an .npy array)")
         if name[:-4] in entries:
-            raise CheckpointError(f"checkpoint {path}: entry {name[:80]!r} appears twice")
+            raise CheckpointError(f"checkpoint {path}: entry {shorten(repr(name))} appears twice")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise CheckpointError(f"checkpoint {path}: entry {name[:80]!r} uses compression "
+            raise CheckpointError(f"checkpoint {path}: entry {shorten(repr(name))} uses compression "
                                   f"method {info.compress_type}; only stored and deflated "
                                   f"entries are read")
         if info.flag_bits & 0x1:
-            raise CheckpointError(f"checkpoint {path}: entry {name[:80]!r} is encrypted")
+            raise CheckpointError(f"checkpoint {path}: entry {shorten(repr(name))} is encrypted")
         entries[name[:-4]] = info
         declared += info.file_size
     limit = 2 * os.path.getsize(path) + 2**20
@@ -201,41 +193,46 @@ _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def _read_entry(zf, info) -> np.ndarray:
+def _read_entry(zf, info, path) -> np.ndarray:
     """One .npy entry -> array, read by numpy with allow_pickle=False. Its header is
     read first, on its own: numpy's reader allocates whatever a header claims before
     it reads any data, so the claim must fit within the entry's declared size."""
-    name = info.filename
+    name = f"checkpoint {path}: entry {shorten(repr(info.filename))}"
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version not in _NPY_HEADERS:
-            raise CheckpointError(f"entry {name[:80]!r} is an .npy of format version "
+            raise CheckpointError(f"{name} is an .npy of format version "
                                   f"{version}, not 1.0 or 2.0")
         shape, _, dtype = _NPY_HEADERS[version](f)
     if dtype.hasobject:
-        raise CheckpointError(f"entry {name[:80]!r} holds Python objects (pickled data), "
+        raise CheckpointError(f"{name} holds Python objects (pickled data), "
                               f"which a checkpoint never needs and which is not unpickled")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if nbytes > info.file_size:
-        raise CheckpointError(f"entry {name[:80]!r} claims a {shape} {dtype} array "
+        raise CheckpointError(f"{name} claims a {shape} {dtype} array "
                               f"({nbytes:,} bytes) but holds only {info.file_size:,}")
     with zf.open(info) as f:
         arr = np.lib.format.read_array(f, allow_pickle=False)
         if f.read(1):                        # (this read also makes zipfile check the CRC)
-            raise CheckpointError(f"entry {name[:80]!r} has data after its array")
+            raise CheckpointError(f"{name} has data after its array")
     return arr
+
+
+def _name_problems(have, expected) -> list:
+    """["missing 'a', 'b'", "unexpected 'c'"]: the names in one and not the other."""
+    missing = [name for name in expected if name not in have]
+    unexpected = [name for name in have if name not in expected]
+    return ([f"missing {few_names(missing)}"] if missing else []) + \
+        ([f"unexpected {few_names(unexpected)}"] if unexpected else [])
 
 
 def _check_declared(entries: dict, expected: dict, path) -> None:
     """The expected arrays are there, nothing else is, and none declares more bytes
     than its shape and dtype need (plus an .npy header)."""
-    missing = [name for name in expected if name not in entries]
-    unexpected = [name for name in entries if name not in expected]
-    if missing or unexpected:
-        raise CheckpointError(f"checkpoint {path} does not hold the arrays its config needs: " +
-                              "; ".join(([f"missing {few_names(missing)}"] if missing else []) +
-                                        ([f"unexpected {few_names(unexpected)}"] if unexpected
-                                         else [])))
+    problems = _name_problems(entries, expected)
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not hold the arrays its config needs: "
+                              + "; ".join(problems))
     for name, (shape, dtype) in expected.items():
         need = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
         if entries[name].file_size > need + _NPY_HEADER_BYTES:

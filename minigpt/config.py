@@ -11,6 +11,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .messages import shorten
+
 POS_ENCODINGS = ("sinusoidal", "learned")
 DTYPES = ("float32", "float64")
 
@@ -167,9 +169,5 @@ def _check_int(cfg, name, lowest, highest):
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
         raise ValueError(f"TrainConfig.{name} must be an int from {lowest:,} to {highest:,}, "
-                         f"got {_short(value)}")
+                         f"got {shorten(repr(value))}")
 
-
-def _short(value, limit=60):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,4 +1,4 @@
-"""Error messages that list names (of parameters, arrays, state keys).
+"""Error messages that list names (of parameters, arrays, state keys) or quote values.
 
 One wrong dict can hold a whole model's worth of names; a message shows a few of
 them and counts the rest, so the problem still fits on the screen.
@@ -18,10 +18,11 @@ def few_names(names: list, k: int = 8) -> str:
     """
     if not names:
         return "none"
-    shown = ", ".join(_short(repr(n)) for n in names[:k])
+    shown = ", ".join(shorten(repr(n)) for n in names[:k])
     return shown + (f" and {len(names) - k} more" if len(names) > k else "")
 
 
-def _short(text: str, limit: int = 80) -> str:
-    """text, or its first limit characters and '...' (a hostile file's names can be long)."""
+def shorten(text: str, limit: int = 80) -> str:
+    """text, or its first limit characters and '...' (a hostile file's names and values
+    can be megabytes long; a message stays one line)."""
     return text if len(text) <= limit else text[:limit] + "..."

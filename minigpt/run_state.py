@@ -24,6 +24,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, validate_arrays
 from .config import GPTConfig, TrainConfig
+from .messages import shorten
 from .model import GPT, param_count, param_shapes
 from .optim import adamw_from_config
 from .tokenizer import CharTokenizer
@@ -83,28 +84,28 @@ def _expected_arrays(meta, sizes, path, found):
     """
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} is not a minigpt training checkpoint "
-                              f"(format {_short(meta.get('format'))} version "
-                              f"{_short(meta.get('version'))}, expected {FORMAT!r} version "
+                              f"(format {shorten(repr(meta.get('format')))} version "
+                              f"{shorten(repr(meta.get('version')))}, expected {FORMAT!r} version "
                               f"{FORMAT_VERSION})")
     try:
         config = GPTConfig.from_dict(meta["model_config"])
         tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path}: bad model config or tokenizer: "
-                              f"{_short(e, 300)}") from e
+                              f"{shorten(str(e), 300)}") from e
     if tokenizer.vocab_size != config.vocab_size:
         raise CheckpointError(f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} "
                               f"tokens but the model config says vocab_size={config.vocab_size}")
     stored = sum(size for name, size in sizes.items() if name.startswith("param."))
-    itemsize = 4 if config.dtype == "float32" else 8
-    needed = param_count(config) * itemsize
+    count = param_count(config)
+    needed = count * np.dtype(config.dtype).itemsize
     if needed > stored:
         raise CheckpointError(
             f"checkpoint {path}: its model config (n_layer {config.n_layer}, n_embd "
             f"{config.n_embd}, vocab_size {config.vocab_size}, block_size "
             f"{config.block_size}) needs {needed:,} bytes of parameters, but the file "
             f"stores {stored:,}: the parameters' shapes cannot match it")
-    if config.block_size * config.n_embd > param_count(config):
+    if config.block_size * config.n_embd > count:
         raise CheckpointError(        # the sinusoidal table, (block_size, n_embd), is built
             f"checkpoint {path}: block_size {config.block_size} is out of proportion to the "
             f"model (a {config.block_size} x {config.n_embd} position table would be larger "
@@ -126,12 +127,8 @@ def _optim_entry(name, expected, path):
     for moment in ("optim.m.", "optim.v."):
         if name.startswith(moment) and f"param.{name[len(moment):]}" in expected:
             return expected[f"param.{name[len(moment):]}"][0], np.float64
-    raise CheckpointError(f"checkpoint {path}: unexpected entry {_short(name)}")
+    raise CheckpointError(f"checkpoint {path}: unexpected entry {shorten(repr(name))}")
 
-
-def _short(value, limit=80):
-    text = repr(value) if not isinstance(value, BaseException) else str(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_model(path):
@@ -157,7 +154,7 @@ def training_meta(meta, path):
         it, history = meta["iter"], meta["history"]
         if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it <= train_cfg.max_iters:
             raise ValueError(f"iter must be an int from 0 to max_iters "
-                             f"({train_cfg.max_iters}), got {_short(it)}")
+                             f"({train_cfg.max_iters}), got {shorten(repr(it))}")
         if not isinstance(history, dict) or not isinstance(history.get("loss"), list) \
                 or len(history["loss"]) != it or not isinstance(history.get("evals"), list):
             raise ValueError("history must hold one loss per step done, and a list of evals")
@@ -169,7 +166,7 @@ def training_meta(meta, path):
             raise ValueError('history\'s evals must each be {"iter": int, "train": number, '
                              '"val": number}')
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: bad training state: {_short(e, 300)}") from e
+        raise CheckpointError(f"checkpoint {path}: bad training state: {shorten(str(e), 300)}") from e
     return train_cfg, it, history
 
 
