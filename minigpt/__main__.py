@@ -21,8 +21,11 @@ import difflib
 import functools
 import inspect
 import math
+import os
 import re
+import signal
 import sys
+import threading
 
 from .checkpoint import CheckpointError, CheckpointNotFoundError
 from .config import GPTConfig, TrainConfig
@@ -321,8 +324,6 @@ class _terminate_as_interrupt:
     a run stops the way Ctrl-C stops it: temp files removed, the lock released."""
 
     def __enter__(self):
-        import signal
-        import threading
         self._old = None
         if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGTERM, self._handle)
@@ -334,7 +335,6 @@ class _terminate_as_interrupt:
 
     def __exit__(self, *exc):
         if self._old is not None:
-            import signal
             signal.signal(signal.SIGTERM, self._old)
 
 
@@ -342,7 +342,6 @@ def _reader_gone() -> int:
     """stdout's reader closed the pipe: stop quietly. Point stdout at the null device
     so Python's final flush does not fail again, and exit 141 (128 + SIGPIPE), the
     status a Unix tool killed by SIGPIPE has (1 on Windows)."""
-    import os
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -198,7 +198,7 @@ def check_run_fits(config, batch_size):
     layer, twice with dropout; the residual stream and MLP, ~20 x B x T x C per layer;
     the logits and their softmax, 2 x B x T x V). A rough bound, meant to catch a
     typo such as --block-size 100000 before it becomes a MemoryError."""
-    item = 4 if config.dtype == "float32" else 8
+    item = np.dtype(config.dtype).itemsize
     B, T, C, L = batch_size, config.block_size, config.n_embd, config.n_layer
     state = 4 * param_count(config) * item
     step = (L * (2 * B * config.n_head * T * T + 20 * B * T * C)
@@ -216,12 +216,8 @@ def _saved_run(ckpt, model_kw, train_kw):
 
     Its TrainConfig gets train_kw; model_kw may only repeat the model's shape.
     """
-    try:
-        model, tokenizer, opt, saved_cfg, start, history = load_state(ckpt)
-    except CheckpointNotFoundError:
-        raise CheckpointNotFoundError(
-            f"nothing to resume: no checkpoint at {ckpt}; start a new run without "
-            f"--resume") from None
+    model, tokenizer, opt, saved_cfg, start, history = load_state(ckpt)  # (train() has
+    # already said "nothing to resume" if there is no file)
     for key, value in model_kw.items():
         if getattr(model.config, key) != value:
             raise ValueError(f"cannot change {key} when resuming: the checkpoint has "
