@@ -103,6 +103,7 @@ class TrainConfig:
     val_fraction: float = 0.1     # share of conversations held out for validation
     conversation_start_fraction: float = 0.0  # share of training windows that begin where
                                               # a conversation begins (data.get_batch)
+    label_smoothing: float = 0.0  # eps: train towards (1 - eps) one-hot + eps / V (ops/loss.py)
 
     def __post_init__(self):
         # The upper limits are far above any sensible run; they exist so that a
@@ -135,6 +136,11 @@ class TrainConfig:
                 or not 0 <= self.conversation_start_fraction <= 1:
             raise ValueError(f"TrainConfig.conversation_start_fraction must be in [0, 1], got "
                              f"{self.conversation_start_fraction!r}")
+        if isinstance(self.label_smoothing, bool) \
+                or not isinstance(self.label_smoothing, (int, float)) \
+                or not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"TrainConfig.label_smoothing must be in [0, 1), got "
+                             f"{self.label_smoothing!r}")
         if not isinstance(self.out_dir, str) or not self.out_dir:
             raise ValueError(f"TrainConfig.out_dir must be a non-empty path, got {self.out_dir!r}")
         if not isinstance(self.languages, str) or not self.language_list():

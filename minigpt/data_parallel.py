@@ -66,7 +66,7 @@ class DataParallel:
         self._replicas = None           # the last forward's, for backward
         self._halves = None
 
-    def forward(self, idx, targets=None, *, train=False, rng=None):
+    def forward(self, idx, targets=None, *, train=False, rng=None, label_smoothing=0.0):
         """As GPT.forward: idx, targets (B, T) -> logits (B, T, V), the batch's mean loss."""
         model, cfg = self.model, self.model.config
         idx = check_ids(idx, cfg.vocab_size, "idx", cfg.block_size)     # the whole batch,
@@ -84,7 +84,8 @@ class DataParallel:
             rngs = [np.random.default_rng(seed) for seed in parent.integers(2**63, size=2)]
         replicas = [copy.copy(model) for _ in halves]       # shared params, own cache
         jobs = [(lambda r=r, h=h, g=g: r.forward(idx[h], None if targets is None
-                                                 else targets[h], train=train, rng=g))
+                                                 else targets[h], train=train, rng=g,
+                                                 label_smoothing=label_smoothing))
                 for r, h, g in zip(replicas, halves, rngs)]
         parts = self.run(jobs)
         self._replicas, self._halves = replicas, halves

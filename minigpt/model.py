@@ -175,13 +175,16 @@ class GPT:
                                          dtype=np.dtype(config.dtype))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, idx, targets=None, *, train=False, rng=None, kv_cache=None):
+    def forward(self, idx, targets=None, *, train=False, rng=None, kv_cache=None,
+                label_smoothing=0.0):
         """idx: (B, T) ints -> logits (B, T, V), loss (float, or None without targets).
 
         train=True turns dropout on; its masks come from `rng` (a np.random.Generator)
         or, if None, from the model's own generator. Passing the same seeded rng twice
         gives the same masks, which is how the gradient checks test dropout.
         Keeps what backward() needs in self.cache (a GPTCache).
+        label_smoothing: eps of the loss's smoothed target (minigpt/ops/loss.py); 0.0,
+        the default, is the plain cross-entropy.
 
         kv_cache (generation only; minigpt.generate.KVCache): the keys and values of
         the kv_cache.length positions already run. idx then holds the positions after
@@ -232,7 +235,7 @@ class GPT:
 
         loss, loss_cache = None, None
         if targets is not None:
-            loss, loss_cache = cross_entropy_forward(logits, targets)
+            loss, loss_cache = cross_entropy_forward(logits, targets, label_smoothing)
         self.cache = None if kv_cache is not None else GPTCache(
             tok_cache, pos_cache, drop_cache, block_caches, lnf_cache, head_cache, loss_cache,
             logits.shape)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from .checkpoint import write_atomically
 
 
-def save_loss_plot(history, path, title=""):
+def save_loss_plot(history, path, title="", label_smoothing=0.0):
     """Per-step training loss (thin) and the periodic train/val estimates, as a PNG.
+
+    With label smoothing the per-step loss is the smoothed one the run descends
+    (ops/loss.py), so it lies above the estimates, which are plain cross-entropy.
 
     The figure is a bare matplotlib Figure, not one made by pyplot: it draws itself
     to the file and leaves pyplot alone, so a notebook calling train() keeps its
@@ -21,7 +24,8 @@ def save_loss_plot(history, path, title=""):
     fig = Figure(figsize=(7, 4), dpi=100)
     ax = fig.subplots()
     loss = history["loss"]
-    ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label="train (step)")
+    step_label = "train (step, smoothed)" if label_smoothing else "train (step)"
+    ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label=step_label)
     evals = history["evals"]
     if evals:
         its = [e["iter"] for e in evals]

@@ -321,7 +321,8 @@ def _step(run, it):
     rng = step_rng(cfg.seed, it)
     x, y = data.get_batch("train", B, T, rng,                   # (B, T) each
                           cfg.conversation_start_fraction)
-    _, loss = run.engine.forward(x, y, train=True, rng=rng)    # model.forward, per half
+    _, loss = run.engine.forward(x, y, train=True, rng=rng,    # model.forward, per half
+                                 label_smoothing=cfg.label_smoothing)
     if not math.isfinite(loss):
         raise TrainingDiverged(
             f"the loss became {loss} at iteration {it}: training stopped. "
@@ -360,8 +361,9 @@ def _save(run, it):
     mcfg, cfg = run.model.config, run.cfg
     save_state(run.ckpt, run.model, run.tokenizer, run.opt, cfg, it, run.history)
     title = (f"{mcfg.n_layer} layers, n_embd {mcfg.n_embd}, block {mcfg.block_size}, "
-             f"dropout {mcfg.dropout}, batch {cfg.batch_size}, lr {cfg.lr}")
-    save_loss_plot(run.history, run.plot, title)
+             f"dropout {mcfg.dropout}, batch {cfg.batch_size}, lr {cfg.lr}"
+             + (f", label smoothing {cfg.label_smoothing}" if cfg.label_smoothing else ""))
+    save_loss_plot(run.history, run.plot, title, cfg.label_smoothing)
 
 
 # ----------------------------------------------------------------------------- the end

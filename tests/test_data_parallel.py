@@ -20,8 +20,9 @@ def config(**kw):
     return GPTConfig(**{**base, **kw})
 
 
-def run(net, idx, targets, train, seed):
-    logits, loss = net.forward(idx, targets, train=train, rng=np.random.default_rng(seed))
+def run(net, idx, targets, train, seed, label_smoothing=0.0):
+    logits, loss = net.forward(idx, targets, train=train, rng=np.random.default_rng(seed),
+                               label_smoothing=label_smoothing)
     return logits, loss, net.backward()
 
 
@@ -47,19 +48,20 @@ def test_threads_do_not_change_the_numbers(B, dropout, size):
         np.testing.assert_array_equal(threaded[2][name], one_by_one[2][name], err_msg=name)
 
 
-@pytest.mark.parametrize("B", [1, 2, 3, 6])
-def test_two_halves_compute_the_whole_batch(B):
+@pytest.mark.parametrize("B, eps", [(1, 0.0), (2, 0.0), (3, 0.0), (6, 0.0), (3, 0.1)])
+def test_two_halves_compute_the_whole_batch(B, eps):
     model = GPT(config(dtype="float64"), seed=4)
     rng = np.random.default_rng(B)
     for p in model.params.values():                  # non-trivial weights
         p += 0.3 * rng.standard_normal(p.shape)
     idx, targets = rng.integers(0, 11, size=(2, B, 8))
-    logits, loss, grads = run(DataParallel(model), idx, targets, train=False, seed=0)
-    whole = run(model, idx, targets, train=False, seed=0)            # the plain model
+    logits, loss, grads = run(DataParallel(model), idx, targets, train=False, seed=0,
+                              label_smoothing=eps)
+    whole = run(model, idx, targets, train=False, seed=0, label_smoothing=eps)  # plain model
     np.testing.assert_allclose(logits, whole[0], rtol=1e-12)
     assert loss == pytest.approx(whole[1], rel=1e-12)
-    singles = [run(model, idx[b:b + 1], targets[b:b + 1], train=False, seed=0)
-               for b in range(B)]
+    singles = [run(model, idx[b:b + 1], targets[b:b + 1], train=False, seed=0,
+                   label_smoothing=eps) for b in range(B)]
     assert loss == pytest.approx(np.mean([s[1] for s in singles]), rel=1e-12)
     for name in model.params:
         np.testing.assert_allclose(grads[name], whole[2][name], rtol=1e-10, atol=1e-14,

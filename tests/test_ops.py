@@ -177,6 +177,38 @@ def test_cross_entropy(B, T, V, seed, scale):
     assert_passes(report)
 
 
+@given(B=dims, T=dims, V=st.integers(2, 9), seed=seeds, scale=st.floats(0.1, 10.0),
+       eps=st.floats(0.01, 0.9))
+def test_cross_entropy_with_label_smoothing(B, T, V, seed, scale, eps):
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, V, size=(B, T))
+    logits = randn(rng, B, T, V, scale=scale)
+    report = gradcheck(lambda logits: cross_entropy_forward(logits, targets, eps),
+                       lambda d, c: {"logits": cross_entropy_backward(d, c)}, {"logits": logits})
+    assert_passes(report)
+    # the loss is the cross-entropy against q = (1 - eps) one-hot + eps / V, written out
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    q = np.full(logits.shape, eps / V)
+    np.put_along_axis(q, targets[..., None], 1 - eps + eps / V, axis=-1)
+    loss, _ = cross_entropy_forward(logits, targets, eps)
+    assert loss == pytest.approx(-(q * log_p).sum(-1).mean(), rel=1e-12)
+
+
+def test_label_smoothing_zero_is_the_plain_loss_and_out_of_range_is_refused():
+    rng = np.random.default_rng(0)
+    logits, targets = randn(rng, 2, 3, 5), rng.integers(0, 5, size=(2, 3))
+    plain, c_plain = cross_entropy_forward(logits, targets)
+    zero, c_zero = cross_entropy_forward(logits, targets, 0.0)
+    assert plain == zero
+    np.testing.assert_array_equal(cross_entropy_backward(1.0, c_plain),
+                                  cross_entropy_backward(1.0, c_zero))
+    assert cross_entropy_forward(logits, targets, 0.1)[0] != plain
+    for eps in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="label smoothing"):
+            cross_entropy_forward(logits, targets, eps)
+
+
 def block_params(rng, C, bias, prefix=""):
     shapes = {"ln_1.w": (C,), "ln_1.b": (C,), "attn.c_attn.w": (C, 3 * C),
               "attn.c_attn.b": (3 * C,), "attn.c_proj.w": (C, C), "attn.c_proj.b": (C,),

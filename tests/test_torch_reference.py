@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 
-def torch_gpt_loss(sd, config, idx, targets):
+def torch_gpt_loss(sd, config, idx, targets, label_smoothing=0.0):
     """nanoGPT's forward, written against a state_dict of float64 tensors."""
     B, T = idx.shape
     C, nh = config.n_embd, config.n_head
@@ -39,7 +39,8 @@ def torch_gpt_loss(sd, config, idx, targets):
         x = x + F.linear(m, get(h + "mlp.c_proj.weight"), get(h + "mlp.c_proj.bias"))
     x = F.layer_norm(x, (C,), sd["transformer.ln_f.weight"], sd.get("transformer.ln_f.bias"), eps=1e-5)
     logits = x @ sd["lm_head.weight"].T
-    return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+    return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
+                                   label_smoothing=label_smoothing)
 
 
 def rel(a, b):
@@ -59,8 +60,12 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("kw", CONFIGS)
-def test_logits_loss_and_every_gradient_match_pytorch(kw):
+# (config, label smoothing): every config plain, two with PyTorch's label_smoothing too
+CASES = [(kw, 0.0) for kw in CONFIGS] + [(CONFIGS[0], 0.1), (CONFIGS[3], 0.3)]
+
+
+@pytest.mark.parametrize("kw, eps", CASES)
+def test_logits_loss_and_every_gradient_match_pytorch(kw, eps):
     config = GPTConfig(dtype="float64", **kw)
     model = GPT(config, seed=11)
     rng = np.random.default_rng(5)
@@ -69,14 +74,14 @@ def test_logits_loss_and_every_gradient_match_pytorch(kw):
     T = config.block_size
     idx = rng.integers(0, config.vocab_size, size=(3, T))
     targets = rng.integers(0, config.vocab_size, size=(3, T))
-    logits, loss = model.forward(idx, targets)
+    logits, loss = model.forward(idx, targets, label_smoothing=eps)
     grads = to_nanogpt(model.backward(), config, gradients=True)
 
     sd = {k: torch.tensor(v, dtype=torch.float64) for k, v in to_nanogpt(model.params, config).items()}
     sd["lm_head.weight"] = sd["transformer.wte.weight"]           # one tensor: tied
     trainable = {k: v.requires_grad_() for k, v in sd.items()
                  if not (k == "transformer.wpe.weight" and config.pos_encoding == "sinusoidal")}
-    t_logits, t_loss = torch_gpt_loss(sd, config, torch.tensor(idx), torch.tensor(targets))
+    t_logits, t_loss = torch_gpt_loss(sd, config, torch.tensor(idx), torch.tensor(targets), eps)
     t_loss.backward()
 
     assert rel(logits, t_logits.detach().numpy()) < 1e-9

@@ -50,6 +50,7 @@ def test_presets_are_valid_configs():
     ("max_iters", 0), ("max_iters", 2.5), ("batch_size", True), ("lr", -1.0),
     ("lr", float("nan")), ("beta2", 1.0), ("val_fraction", 0.0), ("languages", ""),
     ("conversation_start_fraction", 1.5), ("conversation_start_fraction", True),
+    ("label_smoothing", 1.0), ("label_smoothing", -0.1), ("label_smoothing", True),
     ("warmup_iters", 10**6),
 ])
 def test_bad_train_config_values_name_the_field(field, value):
