@@ -173,12 +173,29 @@ def test_conversation_starts_are_where_each_conversation_begins(dataset):
             assert piece == format_conversation(convs[i])
 
 
-def test_windows_begin_at_a_conversation_start_in_the_share_asked(dataset):
+def test_rows_at_conversation_starts_are_packed_conversations_in_the_share_asked(dataset):
     user = dataset.tokenizer.stoi[USER]
-    data, begins = dataset.tokens["train"], dataset.conversation_starts["train"]
-    x, _ = dataset.get_batch("train", 12, 16, np.random.default_rng(0), 1.0)
-    for row in x:                     # every window is the opening of some conversation
-        assert any(np.array_equal(data[b:b + 16], row) for b in begins)
+    data = dataset.tokens["train"]
+    begins, lengths = dataset.conversation_starts["train"], dataset.conversation_lengths["train"]
+    whole = {tuple(data[b:b + n]) for b, n in zip(begins, lengths)}
+    x, y = dataset.get_batch("train", 12, 200, np.random.default_rng(0), 1.0)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+    openings = {tuple(data[b:b + n]) for b in begins for n in range(1, 201)}
+
+    def parses(row):
+        """Whether row is whole conversations, then the opening of one (or nothing)."""
+        if not len(row) or tuple(row) in openings:
+            return True
+        return any(tuple(row[:n]) in whole and parses(row[n:])
+                   for n in set(lengths.tolist()) if n <= len(row))
+
+    for row in np.concatenate([x, y[:, -1:]], axis=1):
+        assert row[0] == user and parses(row)
+    # the same generator, the same rows; and not the stream's own order, which would
+    # put the same conversation after each opening every time
+    x2, _ = dataset.get_batch("train", 12, 200, np.random.default_rng(0), 1.0)
+    np.testing.assert_array_equal(x, x2)
+    assert not all(_find(data, row) is not None for row in x)
     shares = {}
     for fraction in (0.0, 0.5):
         x, _ = dataset.get_batch("train", 4000, 16, np.random.default_rng(1), fraction)
@@ -187,6 +204,14 @@ def test_windows_begin_at_a_conversation_start_in_the_share_asked(dataset):
     assert shares[0.0] < 0.1 and 0.45 < shares[0.5] < 0.6, shares
     with pytest.raises(ValueError, match="conversation_start_fraction"):
         dataset.get_batch("train", 2, 8, np.random.default_rng(0), 1.5)
+
+
+def test_a_packed_row_fills_even_from_a_split_shorter_than_the_row():
+    tok = CharTokenizer.from_texts(["ab"])
+    ds = CharDataset([["a", "b"]], [["b", "a"]], tok)
+    one = ds.tokens["train"]                              # the only conversation
+    row = ds.packed_row("train", 3 * len(one) + 2, np.random.default_rng(0))
+    np.testing.assert_array_equal(row, np.concatenate([one] * 4)[:3 * len(one) + 2])
 
 
 def test_block_size_longer_than_the_split_is_a_clear_error(dataset):
