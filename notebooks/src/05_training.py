@@ -373,10 +373,11 @@ plt.show()
 # $\log V$: the tied head reads the token embeddings too, now drawn with std
 # $C^{-1/2} = 0.125$ instead of 0.02, so the first logits are of size ~1 rather than
 # ~0.2 and the first guesses are confidently wrong; a few dozen steps undo that. From
-# here on `model` is the learned run, the one notebook 6 builds on.
+# here on `model` is the scaled sinusoidal run: the text's formula, the paper's scale,
+# the recipe notebook 6's chat model uses.
 #
 # %%
-model = runs["learned"][0]
+model = runs["sinusoidal, scaled"][0]
 
 # %% [markdown]
 # What has it learned? Let it write, starting from a user marker, by sampling each next
