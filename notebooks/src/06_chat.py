@@ -395,6 +395,7 @@ plt.show()
 # **Summary.** With the text's attention formula, its sinusoidal positions, a loop of the
 # seven training steps and a few minutes of CPU time, the notebook produced a working,
 # if small-minded, chat model: `minigpt.generate_response` answers most of the
-# greetings it has seen with the corpus's own answers, garbles some other lines, seen
-# or not (the text's example among them), and every one of its decisions (which
+# greetings it has seen with the corpus's own answers, answers some other lines, seen
+# or not (the text's example among them), with a corpus line that does not fit, and
+# invents words when it has none by heart; every one of its decisions (which
 # character, when to stop, how sure, where it looked) is an array we can inspect.
