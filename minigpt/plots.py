@@ -9,20 +9,13 @@ from __future__ import annotations
 from .checkpoint import write_atomically
 
 
-def save_loss_plot(history, path, title="", label_smoothing=0.0):
-    """Per-step training loss (thin) and the periodic train/val estimates, as a PNG.
+def draw_losses(ax, history, label_smoothing=0.0):
+    """Per-step training loss (thin) and the periodic train/val estimates, on a
+    matplotlib Axes (save_loss_plot's figure, or a notebook's).
 
     With label smoothing the per-step loss is the smoothed one the run descends
     (ops/loss.py), so it lies above the estimates, which are plain cross-entropy.
-
-    The figure is a bare matplotlib Figure, not one made by pyplot: it draws itself
-    to the file and leaves pyplot alone, so a notebook calling train() keeps its
-    inline plots and no window opens.
     """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.subplots()
     loss = history["loss"]
     step_label = "train (step, smoothed)" if label_smoothing else "train (step)"
     ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label=step_label)
@@ -33,8 +26,22 @@ def save_loss_plot(history, path, title="", label_smoothing=0.0):
         ax.plot(its, [e["val"] for e in evals], "o-", color="tab:orange", label="validation")
     ax.set_xlabel("iteration")
     ax.set_ylabel("cross-entropy (nats / character)")
-    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
+
+
+def save_loss_plot(history, path, title="", label_smoothing=0.0):
+    """draw_losses as a PNG at path, written atomically.
+
+    The figure is a bare matplotlib Figure, not one made by pyplot: it draws itself
+    to the file and leaves pyplot alone, so a notebook calling train() keeps its
+    inline plots and no window opens.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
+    draw_losses(ax, history, label_smoothing)
+    ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
     # A temp file of this process's own, renamed over the old plot when complete:

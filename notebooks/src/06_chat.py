@@ -40,6 +40,7 @@ from minigpt.data import load_conversations
 from minigpt.generate import sample_next, stream
 from minigpt.ops.attention import causal_mask
 from minigpt.ops.softmax import softmax_forward
+from minigpt.plots import draw_losses
 from minigpt.presets import PRESETS
 from minigpt.train import train
 
@@ -73,7 +74,8 @@ def char_label(token):
 # printed below, each explained in `minigpt/presets.py`) was chosen by the project's
 # measurements to train in under ten minutes on two CPU cores. Quick mode uses the
 # `tiny` preset instead (seconds, and it learns almost nothing). `train` also saves
-# the loss plot as `loss.png` next to the checkpoint; we draw it here too.
+# the loss plot as `loss.png` next to the checkpoint; we draw it here too, with the
+# same function (`minigpt.plots.draw_losses`) and the line $\log V$ added.
 #
 # Two settings of the preset are about the data rather than the model. Half of each
 # batch's rows begin at a conversation's first character, as every chat does, followed
@@ -109,14 +111,9 @@ validity = "n/a" if np.isnan(result.validity) else f"{result.validity:.0%}"
 print(f"{model.num_params():,} parameters; val loss {result.val_loss:.3f} nats/char "
       f"(log V = {log_v:.2f}); word validity {validity}")
 
-evals = result.history["evals"]
 fig, ax = plt.subplots(figsize=(8, 4))
-ax.plot(result.history["loss"], lw=0.6, alpha=0.5, label="train, one batch per step (smoothed)" if PRESETS[PRESET].train.label_smoothing else "train, one batch per step")
-ax.plot([e["iter"] for e in evals], [e["train"] for e in evals], "o-", label="train estimate")
-ax.plot([e["iter"] for e in evals], [e["val"] for e in evals], "s-", label="validation estimate")
+draw_losses(ax, result.history, PRESETS[PRESET].train.label_smoothing)   # as loss.png
 ax.axhline(log_v, color="gray", ls=":", label="log V")
-ax.set_xlabel("iteration")
-ax.set_ylabel("loss (nats per character)")
 ax.set_title(f"Training the chat model (preset {PRESET!r})")
 ax.legend()
 plt.show()
