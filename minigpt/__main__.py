@@ -7,6 +7,8 @@
     python -m minigpt chat                       talk to out/chat/ckpt.npz
     python -m minigpt sample --prompt "<|user|>Hi<|end|><|bot|>"
     python -m minigpt eval                       validation loss and word validity
+    python -m minigpt reference --out ref.npz    a traced forward and backward to check against
+    python -m minigpt compare ref.npz mine.npz   the first tensor where mine disagrees
 
 Every field of GPTConfig and TrainConfig is an option (n_layer -> --n-layer) whose
 value is checked against the field's type; an unknown or mistyped option is an
@@ -195,7 +197,66 @@ def build_parser():
     p.add_argument("--show", type=_int_from(0), default=8,
                    help="print this many of the replies")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("reference", allow_abbrev=False,
+                       help="write a reference trace: every tensor of one forward and backward",
+                       description="A model initialised with --seed, a random batch, and every "
+                                   "named tensor of its forward and backward (inputs, parameters "
+                                   "under minigpt's and nanoGPT's names, activations, gradients) "
+                                   "written to one .npz, with a manifest (each tensor's shape and "
+                                   "formula) inside it and beside it as .json. The names are "
+                                   "listed in minigpt/reference.py.")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the trace")
+    p.add_argument("--seed", type=_int_from(0), default=0,
+                   help="seeds the parameters and the batch (default 0)")
+    p.add_argument("--batch", type=_int_from(1), default=2, help="B, sequences (default 2)")
+    p.add_argument("--time", type=_int_from(1), default=None,
+                   help="T, positions per sequence (default block_size)")
+    _add_reference_config_options(p.add_argument_group("model (GPTConfig)"))
+    p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("compare", allow_abbrev=False,
+                       help="compare your tensors with a reference, and name the first that differs",
+                       epilog=COMPARE_EXIT_STATUS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="For every tensor in both files, in data-flow order: the "
+                                   "max absolute error and the error relative to the "
+                                   "reference's largest entry; then the first tensor past "
+                                   "tolerance, what it is computed from, and how far the error "
+                                   "spreads. A tensor agrees when max|theirs - ref| <= atol + "
+                                   "rtol * max|ref|.")
+    p.add_argument("reference", help="a file written by python -m minigpt reference")
+    p.add_argument("theirs", help="your tensors under the reference's names (.npz or "
+                                  ".safetensors)")
+    p.add_argument("--rtol", type=_float, default=None,
+                   help="relative tolerance (default 1e-4 where either side is float32, "
+                        "1e-9 for float64)")
+    p.add_argument("--atol", type=_float, default=None,
+                   help="absolute tolerance (default 1e-6 for float32, 1e-12 for float64)")
+    p.add_argument("--brief", action="store_true", help="the summary only, not every tensor")
+    p.set_defaults(func=cmd_compare)
     return parser
+
+
+REFERENCE_MODEL = dict(vocab_size=32, block_size=8, n_layer=2, n_head=2, n_embd=16,
+                       dtype="float64")   # small enough to read, every kind of tensor in it
+
+COMPARE_EXIT_STATUS = """exit status:
+  0    every tensor in both files agrees
+  1    something diverges (a value past tolerance, or a shape mismatch)
+  2    unusable input: an unreadable file, not a reference, no tensors in common,
+       or a bad command line"""
+
+
+def _add_reference_config_options(group):
+    """Every GPTConfig field as an option, defaulting to REFERENCE_MODEL's small model."""
+    comments = _field_comments(GPTConfig)
+    for f in dataclasses.fields(GPTConfig):
+        default = REFERENCE_MODEL.get(f.name, f.default)
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
+                           type=_PARSERS[type(f.default)], default=default,
+                           metavar=type(f.default).__name__.upper(),
+                           help=f"{comments.get(f.name, '')} (default {default})")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -282,6 +343,45 @@ def cmd_eval(args):
                   max_new_tokens=cfg.eval_reply_tokens, show_replies=args.show,
                   show_greetings=args.show)
     return 0
+
+
+def cmd_reference(args):
+    from .reference import write_reference
+    config = GPTConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GPTConfig)})
+    try:
+        meta = write_reference(args.out, config, seed=args.seed, batch=args.batch,
+                               time=args.time)
+    except OSError as e:
+        raise ValueError(f"cannot write {args.out}: {e.strerror or e}") from None
+    json_path = os.path.splitext(args.out)[0] + ".json"
+    print(f"wrote {args.out}: {len(meta['tensors'])} tensors of one forward and backward "
+          f"({config.dtype}; B {meta['batch']}, T {meta['time']}, {config.n_layer} layers, "
+          f"C {config.n_embd}, V {config.vocab_size}); the manifest is also in {json_path}")
+    return 0
+
+
+def cmd_compare(args):
+    from .reference import UnusableInput, compare, load_reference, load_tensors, report
+    try:
+        ref_arrays, meta = load_reference(args.reference)
+        theirs = load_tensors(args.theirs)
+        common = [e["name"] for e in meta["tensors"] if e["name"] in theirs]
+        if not common:
+            raise UnusableInput(
+                f"{args.theirs} has no tensor under the reference's names (its names: "
+                f"{', '.join(list(map(str, theirs))[:5]) or 'none'}); the names are listed in "
+                f"{os.path.splitext(args.reference)[0]}.json and minigpt/reference.py")
+    except UnusableInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, value in (("--rtol", args.rtol), ("--atol", args.atol)):
+        if value is not None and value < 0:
+            print(f"error: {name} must be >= 0, got {value}", file=sys.stderr)
+            return 2
+    result = compare(ref_arrays, meta, theirs, rtol=args.rtol, atol=args.atol)
+    _reconfigure_streams()
+    print(report(result, all_rows=not args.brief))
+    return 0 if result["first"] is None else 1
 
 
 # ----------------------------------------------------------------------------- main

@@ -97,20 +97,35 @@ def load_checkpoint(path, expect=None) -> tuple[dict, dict]:
     hold (raising CheckpointError if meta is unusable), and each is checked by name
     and declared size before any array is read.
     """
+    arrays, meta = read_npz(path, expect, what="checkpoint")
+    if meta is None:
+        raise CheckpointError(f"checkpoint {os.fspath(path)} has no {META_KEY} entry")
+    for name, arr in arrays.items():
+        _check_numeric_finite(name, arr, path)
+    return arrays, meta
+
+
+def read_npz(path, expect=None, what="file") -> tuple[dict, dict | None]:
+    """Any .npz read the way load_checkpoint reads one (bounded, nothing unpickled):
+    (arrays, meta), meta None when the file has no meta.json. Arrays may hold NaN or
+    inf (a reference trace's masked attention scores are -inf); load_checkpoint
+    refuses those. `what` names the file in error messages."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise CheckpointNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointNotFoundError(f"{what} not found: {path}")
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} is not a file")
+        raise CheckpointError(f"{what} {path} is not a file")
     with open(path, "rb") as f:
         if f.read(4) != _ZIP_MAGIC:
-            raise CheckpointError(f"checkpoint {path} is not an .npz (zip) archive")
+            raise CheckpointError(f"{what} {path} is not an .npz (zip) archive")
     try:
         with zipfile.ZipFile(path) as zf:
             entries = _entries(zf, path)
-            if META_KEY not in entries:
-                raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry")
-            meta = _meta_from_array(_read_entry(zf, entries.pop(META_KEY), path), path)
+            meta = None
+            if META_KEY in entries:
+                meta = _meta_from_array(_read_entry(zf, entries.pop(META_KEY), path), path)
+            elif expect is not None:
+                raise CheckpointError(f"{what} {path} has no {META_KEY} entry")
             if expect is not None:
                 _check_declared(entries, expect(meta, {name: info.file_size
                                                        for name, info in entries.items()}),
@@ -121,10 +136,12 @@ def load_checkpoint(path, expect=None) -> tuple[dict, dict]:
     except Exception as e:
         # A damaged file fails inside zipfile, zlib or numpy's .npy header parser in
         # many different ways; each one means "this file is not a usable checkpoint".
-        raise CheckpointError(f"checkpoint {path} is unreadable (damaged, truncated, or "
+        raise CheckpointError(f"{what} {path} is unreadable (damaged, truncated, or "
                               f"holding pickled objects): {type(e).__name__}: {e}") from e
     for name, arr in arrays.items():
-        _check_numeric_finite(name, arr, path)
+        if arr.dtype.kind not in _NUMERIC_KINDS:
+            raise CheckpointError(f"{what} {path}: array {name!r} has non-numeric dtype "
+                                  f"{arr.dtype}")
     return arrays, meta
 
 

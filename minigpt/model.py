@@ -43,6 +43,7 @@ from .ops.linear import linear_backward, linear_forward
 from .ops.loss import cross_entropy_backward, cross_entropy_forward
 from .ops.positional import (learned_positional_backward, learned_positional_forward,
                              sinusoidal_table)
+from .tape import keep, keep_grad, under
 
 
 def param_shapes(config: GPTConfig) -> dict:
@@ -176,7 +177,7 @@ class GPT:
 
     # ------------------------------------------------------------------ forward
     def forward(self, idx, targets=None, *, train=False, rng=None, kv_cache=None,
-                label_smoothing=0.0):
+                label_smoothing=0.0, tape=None):
         """idx: (B, T) ints -> logits (B, T, V), loss (float, or None without targets).
 
         train=True turns dropout on; its masks come from `rng` (a np.random.Generator)
@@ -191,6 +192,9 @@ class GPT:
         them; each block appends their keys and values, and only the last position's
         logits are computed, (B, 1, V): the next token needs no others. Such a pass
         keeps nothing for backward.
+
+        tape (a minigpt.tape.Tape; minigpt.reference.trace passes one): every
+        intermediate is kept on it by name ("tok_emb", "h.0.ln_1", ..., "logits").
         """
         cfg, p = self.config, self.params
         t0 = 0 if kv_cache is None else kv_cache.length           # first position of idx
@@ -217,13 +221,16 @@ class GPT:
         else:
             pe, pos_cache = self.pe_table[t0:t0 + T], None                  # fixed, no grad
         x, drop_cache = dropout_forward(tok + pe, p_drop, rng)              # (B, T, C)
+        keep(tape, "tok_emb", tok)
+        keep(tape, "pos_emb", pe)
+        keep(tape, "emb", x)
 
         # the blocks
         block_caches = []
         for l in range(cfg.n_layer):
             kv = None if kv_cache is None else kv_cache.layers[l]
             block_p = {local: p[name] for local, name in self.block_names[l]}  # subdict(p, "h.l.")
-            x, c = block_forward(x, block_p, cfg.n_head, p_drop, rng, kv)
+            x, c = block_forward(x, block_p, cfg.n_head, p_drop, rng, kv, under(tape, f"h.{l}."))
             if kv_cache is None:             # (generation keeps nothing for backward)
                 block_caches.append(c)                                      # x: (B, T, C)
 
@@ -232,20 +239,25 @@ class GPT:
             x = x[:, -1:]                                                   # (B, 1, C)
         x, lnf_cache = layernorm_forward(x, p["ln_f.w"], p.get("ln_f.b"))   # (B, T, C)
         logits, head_cache = linear_forward(x, p["wte"].T)                  # (B, T, V)
+        keep(tape, "ln_f", x)
+        keep(tape, "logits", logits)
 
         loss, loss_cache = None, None
         if targets is not None:
             loss, loss_cache = cross_entropy_forward(logits, targets, label_smoothing)
+            keep(tape, "loss", loss)
         self.cache = None if kv_cache is not None else GPTCache(
             tok_cache, pos_cache, drop_cache, block_caches, lnf_cache, head_cache, loss_cache,
             logits.shape)
         return logits, loss
 
     # ------------------------------------------------------------------ backward
-    def backward(self, dlogits=None, *, dloss=1.0):
+    def backward(self, dlogits=None, *, dloss=1.0, tape=None):
         """Gradients of the last forward's loss (times dloss), or of sum(logits * dlogits).
 
         Returns a dict with exactly the keys and shapes of self.params.
+        tape: keeps the gradient of every intermediate the forward kept ("grad.logits",
+        ..., "grad.tok_emb").
         """
         cache = self.cache
         if cache is None:
@@ -262,15 +274,21 @@ class GPT:
         cfg = self.config
 
         grads = {}
+        keep_grad(tape, "logits", dlogits)
         # LM head: logits = x @ W with W = wte^T, so wte's gradient from the head is dW^T
         dx, dwte_T, _ = linear_backward(dlogits, cache.lm_head)
         dwte = dwte_T.T.copy()                                              # (V, C)
+        keep_grad(tape, "ln_f", dx)
         dx, grads["ln_f.w"], db = layernorm_backward(dx, cache.ln_f)
         put_grads(grads, "ln_f.", {"b": db})
         for l in reversed(range(cfg.n_layer)):
-            dx, g = block_backward(dx, cache.blocks[l])
+            dx, g = block_backward(dx, cache.blocks[l], under(tape, f"h.{l}."))
             put_grads(grads, f"h.{l}.", g)
+        keep_grad(tape, "emb", dx)
         dx = dropout_backward(dx, cache.drop)                               # d(tok + pe)
+        keep_grad(tape, "tok_emb", dx)
+        if tape is not None:                # pe is the same for every row: sum over b
+            keep_grad(tape, "pos_emb", dx.sum(axis=0))
         if cfg.pos_encoding == "learned":
             grads["wpe"] = learned_positional_backward(dx, cache.pos)
         if cfg.scale_embeddings:                    # x = s * tok  ->  dL/dtok = s * dL/dx

@@ -33,6 +33,7 @@ import numpy as np
 
 from .dropout import DropoutCache, dropout_backward, dropout_forward
 from .softmax import SoftmaxCache, softmax_backward, softmax_forward
+from ..tape import keep, keep_grad
 
 
 @dataclass(slots=True)
@@ -84,26 +85,34 @@ def mask_future_plain(s):
     return np.where(causal_mask(*s.shape[-2:]), -np.inf, s)
 
 
-def attention_forward(q, k, v, dropout=0.0, rng=None):
-    """q: (B, nh, Tq, hs), k, v: (B, nh, Tk, hs) -> y (B, nh, Tq, hs), cache."""
+def attention_forward(q, k, v, dropout=0.0, rng=None, tape=None):
+    """q: (B, nh, Tq, hs), k, v: (B, nh, Tk, hs) -> y (B, nh, Tq, hs), cache.
+    tape (minigpt.tape, for a trace): keeps "scores" (masked, -inf above the
+    diagonal) and "att"."""
     Tq, hs = q.shape[-2:]
     scale = 1.0 / math.sqrt(hs)             # Python float: keeps the dtype of q
     s = (q @ k.swapaxes(-1, -2)) * scale                        # (B, nh, Tq, Tk)
     if Tq > 1:         # one query (a cached generation step) is the newest position:
         s = mask_future(s)                      # it may see every key; else no peeking
+    keep(tape, "scores", s)
     att, softmax_cache = softmax_forward(s)                     # (B, nh, Tq, Tk)
+    keep(tape, "att", att)
     a, dropout_cache = dropout_forward(att, dropout, rng)
     y = a @ v                                                   # (B, nh, Tq, hs)
     return y, AttentionCache(q, k, v, att, a, scale, softmax_cache, dropout_cache)
 
 
-def attention_backward(dy, cache):
-    """dy: (B, nh, Tq, hs) -> (dq, dk, dv) shaped like q, k, v."""
+def attention_backward(dy, cache, tape=None):
+    """dy: (B, nh, Tq, hs) -> (dq, dk, dv) shaped like q, k, v.
+    tape: keeps the gradients of "att" and "scores" (dloss/ds, before the scale)."""
     q, k, v, a, scale = cache.q, cache.k, cache.v, cache.att_dropped, cache.scale
     dv = a.swapaxes(-1, -2) @ dy                                # (B, nh, Tk, hs)
     da = dy @ v.swapaxes(-1, -2)                                # (B, nh, Tq, Tk)
     datt = dropout_backward(da, cache.dropout_cache)
-    ds = softmax_backward(datt, cache.softmax_cache) * scale    # (B, nh, Tq, Tk)
+    keep_grad(tape, "att", datt)
+    ds = softmax_backward(datt, cache.softmax_cache)            # (B, nh, Tq, Tk)
+    keep_grad(tape, "scores", ds)
+    ds = ds * scale
     dq = ds @ k                                                 # (B, nh, Tq, hs)
     dk = ds.swapaxes(-1, -2) @ q                                # (B, nh, Tk, hs)
     return dq, dk, dv
