@@ -80,18 +80,17 @@ def self_attention_forward(x, p, n_head, dropout=0.0, rng=None, kv=None, tape=No
     "att", "y" and "c_proj" (the names of minigpt.reference.manifest, under "attn.").
     """
     qkv, qkv_cache = linear_forward(x, p["c_attn.w"], p.get("c_attn.b"))  # (B, T, 3C) fused
-    keep(tape, "c_attn", qkv)
+    qkv = keep(tape, "c_attn", qkv)
     q, k, v = split_qkv(qkv)                                              # 3 x (B, T, C)
     q, k, v = (split_heads(t, n_head) for t in (q, k, v))                 # (B, nh, T, hs)
     if kv is not None:
         k, v = kv.append(k, v)                             # (B, nh, Tk, hs): past + new
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        keep(tape, name, t)
+    q, k, v = (keep(tape, name, t) for name, t in (("q", q), ("k", k), ("v", v)))
     y, heads_cache = attention_forward(q, k, v, dropout, rng, tape)       # (B, nh, T, hs)
     y = merge_heads(y)                                                    # (B, T, C)
-    keep(tape, "y", y)
+    y = keep(tape, "y", y)
     out, out_cache = linear_forward(y, p["c_proj.w"], p.get("c_proj.b"))  # (B, T, C)
-    keep(tape, "c_proj", out)
+    out = keep(tape, "c_proj", out)
     return out, SelfAttentionCache(qkv_cache, heads_cache, out_cache, n_head)
 
 
@@ -125,11 +124,11 @@ def mlp_forward(x, p, tape=None):
     """x: (B, T, C); p: "c_fc.w" (C, 4C), "c_proj.w" (4C, C) (+ biases) -> (B, T, C), MLPCache.
     tape: keeps "c_fc" (the hidden layer), "gelu" and "c_proj" (the output)."""
     h, up_cache = linear_forward(x, p["c_fc.w"], p.get("c_fc.b"))          # (B, T, 4C)
-    keep(tape, "c_fc", h)
+    h = keep(tape, "c_fc", h)
     a, gelu_cache = gelu_forward(h)                                        # (B, T, 4C)
-    keep(tape, "gelu", a)
+    a = keep(tape, "gelu", a)
     out, down_cache = linear_forward(a, p["c_proj.w"], p.get("c_proj.b"))  # (B, T, C)
-    keep(tape, "c_proj", out)
+    out = keep(tape, "c_proj", out)
     return out, MLPCache(up_cache, gelu_cache, down_cache)
 
 
@@ -163,21 +162,19 @@ def block_forward(x, p, n_head, dropout=0.0, rng=None, kv=None, tape=None):
     "mlp.*" and "resid_mlp" (the block's output).
     """
     h, ln1_cache = layernorm_forward(x, p["ln_1.w"], p.get("ln_1.b"))
-    keep(tape, "ln_1", h)
+    h = keep(tape, "ln_1", h)
     a, attn_cache = self_attention_forward(h, subdict(p, "attn."), n_head, dropout, rng, kv,
                                            under(tape, "attn."))
     a, drop1_cache = dropout_forward(a, dropout, rng)
-    x = x + a                                                   # residual 1
-    keep(tape, "resid_attn", x)
+    x = keep(tape, "resid_attn", x + a)                         # residual 1
     if kv is not None:     # generation: no backward will read these, so free them before
         ln1_cache = attn_cache = None   # the MLP allocates (held, they grew the heap past
         # malloc's trim threshold, and every generated token paid ~200 page faults)
     h, ln2_cache = layernorm_forward(x, p["ln_2.w"], p.get("ln_2.b"))
-    keep(tape, "ln_2", h)
+    h = keep(tape, "ln_2", h)
     m, mlp_cache = mlp_forward(h, subdict(p, "mlp."), under(tape, "mlp."))
     m, drop2_cache = dropout_forward(m, dropout, rng)
-    x = x + m                                                   # residual 2
-    keep(tape, "resid_mlp", x)
+    x = keep(tape, "resid_mlp", x + m)                          # residual 2
     return x, BlockCache(ln1_cache, attn_cache, drop1_cache, ln2_cache, mlp_cache, drop2_cache)
 
 

@@ -154,6 +154,9 @@ def numerical_gradient(loss_fn, x, h=1e-6, indices=None):
     """
     grad = np.full(x.shape, np.nan)
     flat_x, flat_g = x.reshape(-1), grad.reshape(-1)   # views: writes reach x and grad
+    if not np.shares_memory(flat_x, x):   # a transposed x reshapes to a copy: nudges to it
+        raise ValueError("numerical_gradient needs a C-contiguous x: nudging a copy "
+                         "would leave the loss unchanged (pass np.ascontiguousarray(x))")
     for i in range(x.size) if indices is None else indices:
         old = flat_x[i]
         flat_x[i] = old + h

@@ -220,10 +220,9 @@ class GPT:
             pe, pos_cache = learned_positional_forward(T, p["wpe"], t0)     # (T, C)
         else:
             pe, pos_cache = self.pe_table[t0:t0 + T], None                  # fixed, no grad
+        tok, pe = keep(tape, "tok_emb", tok), keep(tape, "pos_emb", pe)
         x, drop_cache = dropout_forward(tok + pe, p_drop, rng)              # (B, T, C)
-        keep(tape, "tok_emb", tok)
-        keep(tape, "pos_emb", pe)
-        keep(tape, "emb", x)
+        x = keep(tape, "emb", x)
 
         # the blocks
         block_caches = []
@@ -238,9 +237,9 @@ class GPT:
         if kv_cache is not None:
             x = x[:, -1:]                                                   # (B, 1, C)
         x, lnf_cache = layernorm_forward(x, p["ln_f.w"], p.get("ln_f.b"))   # (B, T, C)
+        x = keep(tape, "ln_f", x)
         logits, head_cache = linear_forward(x, p["wte"].T)                  # (B, T, V)
-        keep(tape, "ln_f", x)
-        keep(tape, "logits", logits)
+        logits = keep(tape, "logits", logits)
 
         loss, loss_cache = None, None
         if targets is not None:

@@ -143,8 +143,13 @@ def _nanogpt_aliases(config: GPTConfig):
     return aliases
 
 
-def _entry(name, shape, formula, inputs):
-    return dict(name=name, shape=list(shape), formula=formula, inputs=list(inputs))
+def _entry(name, shape, formula, inputs, twin=None):
+    """One manifest entry. twin: for a parameter (or gradient) under nanoGPT's name,
+    the same tensor's minigpt name: a file holding either one is not missing it."""
+    e = dict(name=name, shape=list(shape), formula=formula, inputs=list(inputs))
+    if twin:
+        e["twin"] = twin
+    return e
 
 
 def manifest(config: GPTConfig, B: int, T: int) -> list:
@@ -158,7 +163,8 @@ def manifest(config: GPTConfig, B: int, T: int) -> list:
     for name, shape in shapes.items():
         entries.append(_entry(name, shape, "parameter", []))
         for key, transposed, how, _ in aliases[name]:
-            entries.append(_entry(key, shape[::-1] if transposed else shape, how, [name]))
+            entries.append(_entry(key, shape[::-1] if transposed else shape, how, [name],
+                                  twin=name))
     if config.pos_encoding == "sinusoidal":
         entries.append(_entry("transformer.wpe.weight", (config.block_size, config.n_embd),
                               "the fixed sinusoidal table PE[:block_size], as nanoGPT's wpe "
@@ -190,7 +196,8 @@ def manifest(config: GPTConfig, B: int, T: int) -> list:
                 entries.append(grad_entry(x, shapes[x]))
                 for key, transposed, _, how_grad in aliases[x]:
                     shape_x = shapes[x][::-1] if transposed else shapes[x]
-                    entries.append(_entry("grad." + key, shape_x, how_grad, ["grad." + x]))
+                    entries.append(_entry("grad." + key, shape_x, how_grad, ["grad." + x],
+                                          twin="grad." + x))
     return entries
 
 
@@ -375,8 +382,13 @@ def compare(ref_arrays, ref_meta, theirs, rtol=None, atol=None) -> dict:
             if any(i in reach for i in entries[name]["inputs"]):
                 reach.add(name)
                 downstream.append(name)
-    return dict(rows=rows, first=first, shapes=shapes, downstream=downstream,
-                missing=[n for n in order if n not in theirs],
+    twins = {}
+    for e in ref_meta["tensors"]:
+        if e.get("twin"):
+            twins.setdefault(e["name"], set()).add(e["twin"])
+            twins.setdefault(e["twin"], set()).add(e["name"])
+    missing = [n for n in order if n not in theirs and not twins.get(n, set()) & set(theirs)]
+    return dict(rows=rows, first=first, shapes=shapes, downstream=downstream, missing=missing,
                 extra=[n for n in theirs if n not in entries], entries=entries)
 
 

@@ -94,9 +94,9 @@ def attention_forward(q, k, v, dropout=0.0, rng=None, tape=None):
     s = (q @ k.swapaxes(-1, -2)) * scale                        # (B, nh, Tq, Tk)
     if Tq > 1:         # one query (a cached generation step) is the newest position:
         s = mask_future(s)                      # it may see every key; else no peeking
-    keep(tape, "scores", s)
+    s = keep(tape, "scores", s)
     att, softmax_cache = softmax_forward(s)                     # (B, nh, Tq, Tk)
-    keep(tape, "att", att)
+    att = keep(tape, "att", att)
     a, dropout_cache = dropout_forward(att, dropout, rng)
     y = a @ v                                                   # (B, nh, Tq, hs)
     return y, AttentionCache(q, k, v, att, a, scale, softmax_cache, dropout_cache)
