@@ -368,3 +368,6 @@ def test_pytorch_example_agrees_and_its_planted_bug_is_found(ref, tmp_path, caps
     out = capsys.readouterr().out
     assert "first divergence: h.0.attn.scores (" in out
     assert "h.0.attn.q (agrees), h.0.attn.k (agrees)" in out
+    # the README shows this very output (the reference it makes is the default one)
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert "```\n" + out.strip() + "\n```" in readme, out

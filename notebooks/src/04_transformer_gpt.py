@@ -13,7 +13,8 @@
 # 2. the whole model, with the shape of every intermediate array;
 # 3. how many parameters, and where they sit;
 # 4. the text's two claims, shown numerically;
-# 5. a gradient check of the whole model.
+# 5. a gradient check of the whole model;
+# 6. checking another implementation against this one, tensor by tensor.
 
 # %%
 import os
@@ -431,8 +432,112 @@ report.plot(title="Whole GPT: every parameter's hand-derived gradient vs finite 
 plt.show()
 
 # %% [markdown]
+# ## 6. Checking another implementation, tensor by tensor
+#
+# Sooner or later you will write a transformer somewhere else: in PyTorch, in C, on a
+# GPU. The usual check compares the final loss, and a wrong loss says *that* something
+# is wrong, not *where*. Worse, a bug can hide in the loss entirely. So minigpt offers
+# a reference: every named tensor of one forward and backward of a small float64 model
+# (`python -m minigpt reference --out ref.npz`, or `write_reference` below), and a
+# comparer that walks the tensors in the order the data flows and names the first
+# one that disagrees (`python -m minigpt compare ref.npz yours.npz`). Each tensor
+# comes with its formula and its inputs, recorded while `GPT.forward` and
+# `GPT.backward` run (the `tape` argument, `minigpt/tape.py`): the reference is the
+# gradient-checked model itself, not a second copy of it.
+#
+# Here are the names of block 0's attention, as the manifest lists them:
+
+# %%
+import contextlib
+import sys
+import tempfile
+
+from minigpt.reference import compare, load_reference, load_tensors, report, write_reference
+
+work = tempfile.mkdtemp()
+ref_path = os.path.join(work, "ref.npz")
+write_reference(ref_path, GPTConfig(vocab_size=32, block_size=8, n_layer=2, n_head=2,
+                                    n_embd=16, dtype="float64"), seed=0, batch=2)
+ref_arrays, ref_meta = load_reference(ref_path)
+print(f"{len(ref_meta['tensors'])} tensors: inputs, parameters (minigpt's and nanoGPT's "
+      f"names), activations, gradients")
+for e in ref_meta["tensors"]:
+    if e["name"].startswith("h.0.attn.") and not e["name"].endswith((".w", ".b")):
+        print(f"  {e['name']:<18} {str(tuple(e['shape'])):<14} {e['formula'][:62]}")
+
+# %% [markdown]
+# The other implementation is `examples/pytorch_trace.py`: a GPT written the way
+# nanoGPT writes one, in PyTorch, that loads the reference's weights (under their
+# nanoGPT names) and records its own tensors under the reference's names, with module
+# hooks and a few `record()` calls. Its `--bug` option plants a classic mistake:
+# attention scores divided by $d_k$ instead of $\sqrt{d_k}$. (Without PyTorch the
+# cell below plants the same mistake in a copy of the reference instead, in block 0's
+# scores only.)
+
+# %%
+try:
+    import torch
+except ImportError:
+    torch = None
+if torch is not None:
+    sys.path.insert(0, os.path.join(os.pardir, "examples"))
+    import pytorch_trace
+    with contextlib.chdir(work):                  # (so that it prints short file names)
+        pytorch_trace.main(["ref.npz", "--out", "mine.npz"])
+        pytorch_trace.main(["ref.npz", "--out", "bug.npz", "--bug"])
+        theirs, theirs_bug = load_tensors("mine.npz"), load_tensors("bug.npz")
+else:
+    print("PyTorch is not installed (pip install torch==2.13.0 runs the real example); "
+          "planting the mistake in a copy of the reference")
+    theirs = dict(ref_arrays)
+    theirs_bug = dict(ref_arrays)
+    q, k = ref_arrays["h.0.attn.q"], ref_arrays["h.0.attn.k"]
+    hs = q.shape[-1]
+    scores = q @ k.swapaxes(-1, -2) / hs                       # the bug: d_k, not sqrt(d_k)
+    theirs_bug["h.0.attn.scores"] = np.where(causal_mask(8, 8), -np.inf, scores)
+
+print("the correct implementation:")
+print(report(compare(ref_arrays, ref_meta, theirs), all_rows=False))
+print()
+print("the planted bug:")
+result = compare(ref_arrays, ref_meta, theirs_bug)
+print(report(result, all_rows=False))
+
+# %% [markdown]
+# The loss is the last forward tensor, and with the bug it differs from the reference's
+# in the seventh digit only (a freshly initialised model's scores are tiny, so the
+# scale barely matters yet): a check of the loss alone would have passed it. The walk
+# through the tensors does not. Every tensor before the scores agrees, the scores are
+# off by 65% of their size, and the comparer says that their inputs q and k agree, so
+# the mistake is in the one line that turns q and k into scores. Everything
+# downstream then differs because of it, which the picture shows: the error, tensor by
+# tensor, in data-flow order.
+
+# %%
+rows = result["rows"]
+errors = np.array([max(r[3], 1e-17) for r in rows])
+first = next(i for i, r in enumerate(rows) if r[1] != "ok")
+fig, ax = plt.subplots(figsize=(10, 3.2))
+ax.bar(range(len(rows)), errors, color=["tab:red" if r[1] != "ok" else "tab:green"
+                                       for r in rows], width=1.0)
+ax.set_yscale("log")
+ax.axhline(1e-9, color="black", lw=0.8, ls="--")
+ax.text(0, 2e-9, "tolerance (float64)", fontsize=8)
+backward = next(i for i, r in enumerate(rows) if r[0].startswith("grad."))
+ax.axvline(backward - 0.5, color="gray", lw=0.8)
+ax.text(backward + 1, 1e-16, "backward ->", fontsize=8, color="gray")
+ax.annotate(rows[first][0], (first, errors[first]), xytext=(first + 8, 3e-2),
+            arrowprops=dict(arrowstyle="->"), fontsize=9)
+ax.set_xlabel("tensors in data-flow order (forward, then backward)")
+ax.set_ylabel("error / largest entry")
+ax.set_title("Where the planted bug enters, and how far it spreads")
+plt.show()
+
+# %% [markdown]
 # **Summary.** A GPT is embeddings plus positions, a stack of blocks (attention, then
 # MLP, each behind a layer norm and around a residual), a final layer norm and a tied
 # output head. Its size is $VC + L(12C^2 + 13C) + 2C$. It computes all positions in one
 # pass, and any position reaches any earlier one in one attention step. Every gradient
-# of it, written by hand, agrees with finite differences. Next: notebook 5 trains it.
+# of it, written by hand, agrees with finite differences, and a trace of all of them is a
+# reference that points any other implementation at its first wrong tensor. Next:
+# notebook 5 trains it.
