@@ -9,6 +9,8 @@
     python -m minigpt eval                       validation loss and word validity
     python -m minigpt reference --out ref.npz    a traced forward and backward to check against
     python -m minigpt compare ref.npz mine.npz   the first tensor where mine disagrees
+    python -m minigpt export out/chat --to hf out/chat-hf     for transformers' GPT2LMHeadModel
+    python -m minigpt export out/chat --to nanogpt out/nanogpt/ckpt.pt   for nanoGPT
 
 Every field of GPTConfig and TrainConfig is an option (n_layer -> --n-layer) whose
 value is checked against the field's type; an unknown or mistyped option is an
@@ -235,6 +237,21 @@ def build_parser():
                    help="absolute tolerance (default 1e-6 for float32, 1e-12 for float64)")
     p.add_argument("--brief", action="store_true", help="the summary only, not every tensor")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", allow_abbrev=False,
+                       help="export a model for Hugging Face transformers or nanoGPT",
+                       description="--to hf DIR: a directory GPT2LMHeadModel.from_pretrained "
+                                   "and AutoTokenizer.from_pretrained load (no torch needed to "
+                                   "write it). --to nanogpt FILE.pt: a checkpoint nanoGPT's "
+                                   "sample.py and train.py --init_from=resume read, with "
+                                   "meta.pkl (the vocabulary) beside it (needs torch).")
+    p.add_argument("source", nargs="?", default=None, metavar="RUN_OR_CKPT",
+                   help="run directory or checkpoint (default out/chat/ckpt.npz)")
+    p.add_argument("--to", required=True, nargs=2, metavar=("FORMAT", "TARGET"),
+                   help="hf DIR, or nanogpt FILE.pt")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing, non-empty target")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -382,6 +399,35 @@ def cmd_compare(args):
     _reconfigure_streams()
     print(report(result, all_rows=not args.brief))
     return 0 if result["first"] is None else 1
+
+
+def cmd_export(args):
+    from .chat import default_checkpoint
+    from .export import export_hf, export_nanogpt
+    from .run_state import checkpoint_path, load_state
+    kind, target = args.to
+    if kind not in ("hf", "nanogpt"):
+        print(f"error: --to takes hf DIR or nanogpt FILE.pt, got {kind!r}", file=sys.stderr)
+        return 2
+    source = checkpoint_path(args.source or default_checkpoint())
+    model, tokenizer, opt, train_cfg, it, history = _load(source, load_state,
+                                                          default_checkpoint)
+    if kind == "hf":
+        path = export_hf(model, tokenizer, target, force=args.force)
+        print(f"wrote {path}: config.json, model.safetensors, generation_config.json, "
+              f"tokenizer.json, tokenizer_config.json")
+        print("load it with transformers:  GPT2LMHeadModel.from_pretrained(DIR), "
+              "AutoTokenizer.from_pretrained(DIR)")
+        return 0
+    path = export_nanogpt(model, tokenizer, target, train_cfg=train_cfg, it=it,
+                          history=history, opt_state=opt.state_dict(), force=args.force)
+    print(f"wrote {path} (nanoGPT's checkpoint: model, model_args, optimizer, iter_num "
+          f"{it}) and {os.path.join(os.path.dirname(path), 'meta.pkl')} (the vocabulary)")
+    print("in nanoGPT: put ckpt.pt in --out_dir and meta.pkl in data/minigpt_chat/; note "
+          "that nanoGPT's MLP uses the exact GELU and minigpt the tanh form, so its model.py "
+          "gives slightly different logits unless its nn.GELU() is made "
+          "nn.GELU(approximate='tanh')")
+    return 0
 
 
 # ----------------------------------------------------------------------------- main

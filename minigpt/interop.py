@@ -45,8 +45,11 @@ def _is_linear(name):
     return name.endswith(LINEAR_SUFFIXES)
 
 
-def to_nanogpt(arrays, config: GPTConfig, *, gradients=False):
-    """minigpt params (or grads, with gradients=True) -> nanoGPT state_dict of NumPy arrays."""
+def to_nanogpt(arrays, config: GPTConfig, *, gradients=False, squared=False):
+    """minigpt params (or grads, with gradients=True) -> nanoGPT state_dict of NumPy arrays.
+
+    squared=True (with gradients=True) is for AdamW's second moments, running means
+    of squared gradients: the embedding scale's fold then enters squared."""
     expected = param_shapes(config)
     missing = sorted(set(expected) - set(arrays))
     unexpected = sorted(set(arrays) - set(expected))
@@ -59,7 +62,7 @@ def to_nanogpt(arrays, config: GPTConfig, *, gradients=False):
         out[_torch_name(name)] = value.T.copy() if _is_linear(name) else value.copy()
     if config.scale_embeddings:         # fold s into wte and ln_f (module docstring)
         s = config.n_embd ** 0.5
-        f = 1.0 / s if gradients else s
+        f = (1.0 / s if gradients else s) ** (2 if squared else 1)
         out["transformer.wte.weight"] *= f
         for key in ("transformer.ln_f.weight", "transformer.ln_f.bias"):
             if key in out:
@@ -68,6 +71,32 @@ def to_nanogpt(arrays, config: GPTConfig, *, gradients=False):
         dtype = np.asarray(arrays["wte"]).dtype
         out["transformer.wpe.weight"] = sinusoidal_table(config.block_size, config.n_embd, dtype)
     out["lm_head.weight"] = out["transformer.wte.weight"]      # tied, as in nanoGPT
+    return out
+
+
+def to_hf(params, config: GPTConfig):
+    """minigpt params -> the state_dict of transformers' GPT2LMHeadModel (NumPy arrays).
+
+    Hugging Face's GPT-2 keeps nanoGPT's names but stores its projections as Conv1D,
+    (in, out), which is minigpt's own layout, so those are not transposed. It always
+    has biases: a model without them (bias=False) gets zero biases, the same function.
+    The head is tied to wte, so lm_head.weight is left out (transformers ties it when
+    it loads, as in its own GPT-2 files).
+    """
+    out = to_nanogpt(params, config)
+    out.pop("lm_head.weight")
+    for name in param_shapes(config):
+        if _is_linear(name):
+            key = _torch_name(name)
+            out[key] = np.ascontiguousarray(out[key].T)
+    if not config.bias:
+        C, dtype = config.n_embd, np.asarray(params["wte"]).dtype
+        widths = {"ln_1": C, "attn.c_attn": 3 * C, "attn.c_proj": C, "ln_2": C,
+                  "mlp.c_fc": 4 * C, "mlp.c_proj": C}
+        for l in range(config.n_layer):
+            for module, width in widths.items():
+                out[f"transformer.h.{l}.{module}.bias"] = np.zeros(width, dtype)
+        out["transformer.ln_f.bias"] = np.zeros(C, dtype)
     return out
 
 

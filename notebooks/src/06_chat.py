@@ -19,7 +19,8 @@
 # 2. talk to it with `generate_response`, in English and with the text's example;
 # 3. temperature and top-k, side by side;
 # 4. the model's uncertainty, character by character;
-# 5. where it looks: an attention map over a reply.
+# 5. where it looks: an attention map over a reply;
+# 6. the text's own §4 code, with Hugging Face Transformers, on this model.
 
 # %%
 import os
@@ -389,10 +390,99 @@ plt.show()
 # and whether any head reaches back into the question while the answer is being
 # written.
 #
+# ## 6. The text's own code on this model
+#
+# The text's §4 loads GPT-2 with Hugging Face Transformers and generates with
+# `model.generate`. Our model has GPT-2's architecture (pre-LN blocks, tanh GELU, a head
+# tied to the token embeddings), so its weights move across exactly: `minigpt.export`
+# writes a directory that `GPT2LMHeadModel.from_pretrained` reads (on the command line,
+# `python -m minigpt export out/chat --to hf out/chat-hf`). Two things are not GPT-2's
+# and are folded into the weights: the fixed sinusoidal table becomes GPT-2's learned
+# position table `wpe` (the same numbers, now trainable), and the embedding scale
+# $\sqrt{C}$ goes into `wte` and the final layer norm.
+#
+# The text loads GPT-2's tokenizer class, `GPT2Tokenizer`, which splits text into
+# GPT-2's 50,257 byte-pair pieces. Ours is a different vocabulary, one token per
+# character (Chinese included) plus the three markers, so the export writes its own
+# tokenizer file and `AutoTokenizer` reads it; that is the only other change to the
+# text's lines. The tokenizer also writes each line as a user turn,
+# `<|user|>text<|end|><|bot|>`, so `tokenizer.encode(input_text)` gives exactly the
+# prompt that `minigpt.generate_response` builds, and the exported generation settings
+# stop a reply at `<|end|>` and decode greedily, as ours does.
+#
+# Two details of the text's code are not what its words suggest: `max_length=50`
+# counts the prompt's tokens too, so the reply gets 50 minus the prompt's length; and
+# `tokenizer.decode(output[0])` decodes the whole sequence, so `generate_response`
+# returns the question followed by the reply, not the reply alone.
+
+# %%
+try:
+    import torch
+    import transformers
+except ImportError:
+    transformers = None
+from minigpt.export import export_hf
+
+HF_DIR = os.path.join(tempfile.mkdtemp(prefix="minigpt-notebook06-hf-"), "chat-hf")
+export_hf(model, tok, HF_DIR)
+print("exported:", ", ".join(sorted(os.listdir(HF_DIR))))
+RUN_TEXT_CODE = transformers is not None and not QUICK
+if transformers is None:
+    print("transformers is not installed (pip install transformers torch==2.13.0 to run "
+          "the text's code below; it is skipped)")
+elif QUICK:
+    print("quick mode: the tiny model's context (16 characters) is shorter than the text's "
+          "max_length=50, so the text's code below is skipped")
+
+# %% [markdown]
+# The text's §4.2 code, line for line, with `"gpt2"` replaced by the exported directory
+# and `GPT2Tokenizer` by `AutoTokenizer` (indented under an `if`, so that the notebook
+# also runs where Transformers is not installed):
+
+# %%
+if RUN_TEXT_CODE:
+    from transformers import GPT2LMHeadModel, AutoTokenizer
+
+    # 加载预训练模型和标记器
+    model_hf = GPT2LMHeadModel.from_pretrained(HF_DIR)
+    tokenizer = AutoTokenizer.from_pretrained(HF_DIR)
+
+    # 定义对话函数
+    def generate_response(input_text):
+        input_ids = tokenizer.encode(input_text, return_tensors="pt")
+        output = model_hf.generate(input_ids, max_length=50, num_return_sequences=1)
+        output_text = tokenizer.decode(output[0], skip_special_tokens=True)
+        return output_text
+
+    # 进行对话
+    user_input = "你好，我是人类，请问你是谁？"
+    response = generate_response(user_input)
+    print(response)
+
+# %% [markdown]
+# The check: for every line of section 2, the text's function returns the line
+# followed by exactly the reply `minigpt.generate_response` gave (as much of it as
+# fits in `max_length=50`).
+
+# %%
+if RUN_TEXT_CODE:
+    rows = []
+    for line in lines:
+        n_prompt = len(tokenizer.encode(line))               # <|user|> line <|end|><|bot|>
+        expected = line + replies[line][: 50 - n_prompt]
+        got = generate_response(line)
+        assert got == expected, (line, got, expected)
+        rows.append(f"| {line} | {got.replace('|', '/')} |")
+    display(Markdown("| input_text | the text's `generate_response` (Transformers) |\n"
+                     "|---|---|\n" + "\n".join(rows)))
+
+# %% [markdown]
 # **Summary.** With the text's attention formula, its sinusoidal positions, a loop of the
 # seven training steps and a few minutes of CPU time, the notebook produced a working,
 # if small-minded, chat model: `minigpt.generate_response` answers most of the
 # greetings it has seen with the corpus's own answers, answers some other lines, seen
 # or not (the text's example among them), with a corpus line that does not fit, and
 # invents words when it has none by heart; every one of its decisions (which
-# character, when to stop, how sure, where it looked) is an array we can inspect.
+# character, when to stop, how sure, where it looked) is an array we can inspect. And
+# it is GPT-2 in all but size: exported, it runs in Hugging Face Transformers under the
+# text's own §4 code and gives the same replies.
