@@ -419,6 +419,7 @@ plt.show()
 try:
     import torch
     import transformers
+    transformers.utils.logging.disable_progress_bar()    # (its weight-loading bar)
 except ImportError:
     transformers = None
 from minigpt.export import export_hf
