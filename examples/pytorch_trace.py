@@ -159,10 +159,9 @@ def main(argv=None):
               "--scale-embeddings true", file=sys.stderr)
         return 1
     dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
-    torch.set_default_dtype(dtype)
 
     rec = Recorder()
-    model = build_gpt(cfg, rec, bug=args.bug)
+    model = build_gpt(cfg, rec, bug=args.bug).to(dtype)     # the reference's precision
     state = {name: torch.from_numpy(ref[name]) for name in model.state_dict()}
     model.load_state_dict(state)                # nanoGPT's names and layout, from the file
     if cfg["pos_encoding"] == "sinusoidal":
