@@ -9,7 +9,8 @@ transformers.GPT2LMHeadModel.from_pretrained and AutoTokenizer.from_pretrained l
 with nothing else:
     config.json              GPT2Config: the shape, gelu_new (GPT-2's tanh GELU, ours),
                              layer-norm eps 1e-5, the head tied to wte
-    model.safetensors        the weights (minigpt.interop.to_hf), float32, written with
+    model.safetensors        the weights (minigpt.interop.to_hf), in the model's dtype
+                             (float32, or float64 for a float64 model), written with
                              the safetensors package's NumPy API
     generation_config.json   greedy, and a reply ends at <|end|> (or any marker, as in
                              minigpt's chat)
@@ -78,7 +79,7 @@ def hf_config(config: GPTConfig, tokenizer) -> dict:
         "scale_attn_weights": True,                 # scores / sqrt(hs)
         "tie_word_embeddings": True,                # the head is wte
         "bos_token_id": tokenizer.user_id, "eos_token_id": tokenizer.end_id,
-        "pad_token_id": tokenizer.end_id, "dtype": "float32",
+        "pad_token_id": tokenizer.end_id, "dtype": config.dtype,
     }
 
 
@@ -127,7 +128,7 @@ def export_hf(model, tokenizer, out_dir, *, force=False) -> str:
         raise ExportError("exporting to Hugging Face needs the safetensors and tokenizers "
                           "packages: pip install safetensors tokenizers") from None
     cfg = model.config
-    weights = {k: np.ascontiguousarray(v, dtype=np.float32)
+    weights = {k: np.ascontiguousarray(v, dtype=cfg.dtype)      # float32 or float64, as trained
                for k, v in to_hf(model.params, cfg).items()}
     hf_tok = hf_tokenizer(tokenizer)
 

@@ -102,7 +102,7 @@ def test_hf_files_hold_the_weights_and_the_config(kw, tmp_path):
         assert info["dtype"] == "F32" and tuple(info["shape"]) == expected[name].shape, name
     from safetensors.numpy import load_file
     for name, value in load_file(str(tmp_path / "hf" / "model.safetensors")).items():
-        assert np.array_equal(value, expected[name].astype(np.float32)), name
+        assert value.dtype == np.float32 and np.array_equal(value, expected[name]), name
     cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert cfg["model_type"] == "gpt2" and cfg["architectures"] == ["GPT2LMHeadModel"]
     assert (cfg["vocab_size"], cfg["n_positions"], cfg["n_embd"], cfg["n_layer"],
@@ -113,6 +113,14 @@ def test_hf_files_hold_the_weights_and_the_config(kw, tmp_path):
     gen = json.loads((tmp_path / "hf" / "generation_config.json").read_text())
     assert gen["do_sample"] is False and tok.end_id in gen["eos_token_id"]
     assert "wte" not in header and "lm_head.weight" not in header      # tied, as GPT-2's
+
+
+def test_a_float64_model_is_exported_in_float64(tmp_path):
+    model = noisy_model(dict(CONFIGS[0], dtype="float64"))
+    export_hf(model, small_tokenizer(23), tmp_path / "hf")
+    header = read_safetensors_header(tmp_path / "hf" / "model.safetensors")
+    assert {info["dtype"] for k, info in header.items() if k != "__metadata__"} == {"F64"}
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["dtype"] == "float64"
 
 
 def test_tokenizer_gives_our_ids_on_the_whole_corpus(run):
