@@ -291,6 +291,59 @@ def check(name, forward, backward, inputs, **kwargs):
     return report.ok
 
 
+def check_close(name, mine, reference, *args, rtol=1e-7, atol=1e-12):
+    """Check a function you wrote against the library's and print one line, PASS or
+    FAIL; return the verdict. For exercises that are not gradients (a sampling rule,
+    an optimiser step, a schedule).
+
+    Both functions get their own deep copy of args (so one that updates an array in
+    place cannot change what the other sees); their results (arrays, numbers, or
+    tuples, lists and dicts of them) must agree to within atol + rtol * |reference|.
+    A function that still raises NotImplementedError, or raises anything else, is a
+    FAIL that says so, as in check().
+    """
+    import copy
+    try:
+        got = mine(*copy.deepcopy(args))
+    except NotImplementedError:
+        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
+        return False
+    except Exception as error:          # a bug in the code under check: report it
+        print(f"FAIL {name}: {type(error).__name__}: {error} ({_where(error)})")
+        return False
+    want = reference(*copy.deepcopy(args))
+    problem = _difference(got, want, rtol, atol)
+    print(f"FAIL {name}: {problem}" if problem else f"PASS {name}: matches minigpt's")
+    return problem is None
+
+
+def _difference(got, want, rtol, atol, where="the result"):
+    """None if got matches want, else a short description of the first difference."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or set(got) != set(want):
+            return f"{where} should be a dict with keys {sorted(want)}"
+        return next((d for k in want
+                     for d in [_difference(got[k], want[k], rtol, atol, f"{where}[{k!r}]")]
+                     if d), None)
+    if isinstance(want, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(want):
+            return f"{where} should be a sequence of {len(want)} items"
+        return next((d for i, (g, w) in enumerate(zip(got, want))
+                     for d in [_difference(g, w, rtol, atol, f"{where}[{i}]")] if d), None)
+    g, w = np.asarray(got), np.asarray(want)
+    if g.shape != w.shape:
+        return f"{where} has shape {g.shape}, expected {w.shape}"
+    if w.dtype.kind in "biu":
+        bad = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
+        return None if bad.size == 0 else f"{where} differs at {bad.size} entries"
+    gf, wf = g.astype(np.float64), w.astype(np.float64)
+    if not np.all(np.isfinite(gf) == np.isfinite(wf)) or \
+            not np.allclose(gf, wf, rtol=rtol, atol=atol, equal_nan=True):
+        diff = np.nanmax(np.abs(gf - wf)) if gf.size else 0.0
+        return f"{where} is off by up to {diff:.2e} (tolerance {rtol:g} relative)"
+    return None
+
+
 def _where(error):
     """'in f, line n: <source>' for the last frame of error's traceback outside NumPy
     and minigpt, i.e. in the code under check (else the last frame of all)."""

@@ -12,9 +12,10 @@ understand (VS Code, PyCharm, Spyder, jupytext):
     assert check("my backward", ...)
 
 A cell marker may carry tags. Two of them matter to the exercises:
-    check          a verdict cell: it runs minigpt's gradcheck on code the reader wrote
-                   and prints ONE line starting with PASS or FAIL. In the solution
-                   notebook it is asserted; in the exercise edition the leading
+    check          a verdict cell: it checks code the reader wrote (minigpt.gradcheck's
+                   check for a gradient, check_close against the library's own function
+                   otherwise) and prints ONE line starting with PASS or FAIL. In the
+                   solution notebook it is asserted; in the exercise edition the leading
                    `assert ` is dropped, so an unfinished exercise prints FAIL and the
                    notebook runs on.
     solution-only  kept in the solution notebook, left out of the exercise edition
@@ -25,8 +26,8 @@ student writes; the exercise edition replaces them with a `raise NotImplementedE
 Commands (the Makefile calls them):
     python notebooks/build.py notebooks [NAME ...]  write notebooks/NN_name.ipynb and
                                  execute them in full mode, storing every output
-    python notebooks/build.py exercises             write notebooks/exercises/*.ipynb
-                                 (student editions of 01-03, without outputs)
+    python notebooks/build.py exercises [NAME ...]  write notebooks/exercises/*.ipynb
+                                 (student editions of every notebook, without outputs)
     --quick                      execute with MINIGPT_QUICK=1 (what the tests do)
     --no-execute                 write the notebooks without running them
 
@@ -54,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
 EXERCISES = HERE / "exercises"
 QUICK_ENV = "MINIGPT_QUICK"
-EXERCISE_SOURCES = ("01_attention", "02_positional_encoding", "03_layernorm_backprop")
+EXERCISE_SOURCES = tuple(sorted(p.stem for p in SRC.glob("[0-9][0-9]_*.py")))  # all of them
 KERNEL = "python3"
 
 _MARKER = re.compile(r"^# %%(?P<md> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
@@ -145,15 +146,17 @@ def blank_solutions(source: str) -> str:
 
 def unassert(source: str) -> str:
     """`assert check(...)` -> `check(...)`: a FAIL must print, not stop the notebook."""
-    return re.sub(r"^assert (check\()", r"\1", source, flags=re.MULTILINE)
+    return re.sub(r"^assert (check\w*\()", r"\1", source, flags=re.MULTILINE)
 
 
 EXERCISE_INTRO = """\
 # Student edition: {title}
 
 This is the exercise version of `notebooks/{name}.ipynb`. Every cell that says
-`# YOUR CODE HERE` is a backward pass for you to write; the cell after it runs
-`minigpt.gradcheck` on your function and prints **PASS** or **FAIL** in one line.
+`# YOUR CODE HERE` is a function for you to write (most are backward passes); the
+cell after it checks your function and prints **PASS** or **FAIL** in one line
+(a gradient against finite differences with `minigpt.gradcheck`, anything else
+against minigpt's own function).
 Run the cells from the top. The prose and formulas above each exercise are all you
 need; the solution notebook has the answers (look only after you tried!).
 
@@ -281,8 +284,8 @@ def cmd_notebooks(selected, quick: bool, run: bool) -> None:
         print(f"wrote notebooks/{name}.ipynb")
 
 
-def cmd_exercises() -> None:
-    for name in EXERCISE_SOURCES:
+def cmd_exercises(selected=()) -> None:
+    for name in selected or EXERCISE_SOURCES:
         write(make_exercise(build(name), name), exercise_path(name))
         print(f"wrote {exercise_path(name).relative_to(HERE.parent)}")
 
@@ -300,7 +303,7 @@ def main(argv=None) -> None:
     if args.what == "notebooks":
         cmd_notebooks(args.names, args.quick, not args.no_execute)
     else:
-        cmd_exercises()
+        cmd_exercises(args.names)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def test_blank_exercises_fail_their_checks(name):
     exercise = nbformat.read(build.exercise_path(name), as_version=4)
     blanks = [c for c in exercise.cells if 'raise NotImplementedError("fill in' in c.source]
     regions = sum(c.source.count(build.BEGIN) for c in solution.cells)
-    assert len(blanks) == regions == len(check_cells(exercise)) >= 2
+    assert len(blanks) == regions == len(check_cells(exercise)) >= 1   # every notebook
     assert not any(build.BEGIN in c.source or build.has_tag(c, "solution-only")
                    for c in exercise.cells)
     build.execute(exercise, quick=True, cwd=build.EXERCISES, timeout=CELL_TIMEOUT)
