@@ -154,8 +154,19 @@ def generate_response(text: str, checkpoint=None) -> str:
 
 
 # ----------------------------------------------------------------------------- REPL
-BANNER = ("minigpt chat: type a line and press Enter. /reset forgets the conversation; "
-          "Ctrl-C stops a reply; Ctrl-D (or /quit) leaves.")
+EOF_KEY = "Ctrl-Z then Enter" if os.name == "nt" else "Ctrl-D"
+COMMANDS = {                      # what the interactive chat does with these lines
+    "/help": "list these commands",
+    "/reset": "forget the conversation (the model sees only what follows)",
+    "/quit": f"leave (also /exit, or {EOF_KEY})",
+}
+BANNER = ("minigpt chat: type a line and press Enter. /help lists the commands; "
+          f"Ctrl-C stops a reply; {EOF_KEY} (or /quit) leaves.")
+
+
+def help_text() -> str:
+    return "commands:\n" + "\n".join(f"  {name:<7} {what}" for name, what in COMMANDS.items()) \
+        + "\nanything else is sent to the model as your line"
 
 
 def run_chat(bot: Chatbot, stdin=None, stdout=None, stderr=None, interactive=None) -> int:
@@ -167,6 +178,8 @@ def run_chat(bot: Chatbot, stdin=None, stdout=None, stderr=None, interactive=Non
     (newlines inside a reply are printed as spaces), so it can be scripted.
     Either way: an empty line is skipped, EOF ends with status 0, Ctrl-C during a
     reply abandons it and reads the next line, Ctrl-C while waiting for a line quits.
+    Interactive only (piped lines all go to the model): the COMMANDS, /help listing
+    them, and any other one-word line starting with "/" is an unknown command.
     """
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     if interactive is None:
@@ -195,6 +208,13 @@ def run_chat(bot: Chatbot, stdin=None, stdout=None, stderr=None, interactive=Non
         if interactive and text == "/reset":
             bot.reset()
             print("(conversation forgotten)", file=stdout, flush=True)
+            continue
+        if interactive and text == "/help":
+            print(help_text(), file=stdout, flush=True)
+            continue
+        if interactive and text.startswith("/") and " " not in text:
+            print(f"unknown command {text}; /help lists the commands", file=stdout,
+                  flush=True)
             continue
         pieces = bot.stream_reply(text)
         for note in bot.notes:

@@ -93,6 +93,21 @@ class TrainResult:
     history: dict = None
 
 
+def saved_run(path) -> TrainResult:
+    """The TrainResult of a run that finished earlier and was saved at `path` (a run
+    directory or its ckpt.npz): its steps, last loss estimates and history, as
+    train() returned them. Word validity and greetings are not measured again (nan).
+    For a class whose teacher trained once and shared the checkpoint."""
+    from .run_state import checkpoint_path, load_model, training_meta
+    ckpt = checkpoint_path(path)
+    _, _, meta = load_model(ckpt)
+    cfg, it, history = training_meta(meta, ckpt)
+    last = history["evals"][-1] if history["evals"] else {}
+    status = "done" if it == cfg.max_iters else "paused"
+    return TrainResult(it, status, ckpt, last.get("train", float("nan")),
+                       last.get("val", float("nan")), 0.0, history=history)
+
+
 class _StopFlag:
     """Ctrl-C (SIGINT) or a termination signal (SIGTERM, what `kill` sends) sets a flag
     the loop checks after each step; a second one raises KeyboardInterrupt as usual.

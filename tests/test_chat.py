@@ -224,3 +224,38 @@ def test_chatbot_refuses_bad_settings(run_dir):
         Chatbot(model, tok, max_new_tokens=0)
     with pytest.raises(ValueError, match="slide"):
         Chatbot(model, tok, slide=model.config.block_size + 1)
+
+
+class RecordingBot:
+    """Replies "ok" and remembers which lines reached the model."""
+    notes = []
+
+    def __init__(self):
+        self.lines, self.resets = [], 0
+
+    def stream_reply(self, text):
+        self.lines.append(text)
+        return iter(["ok"])
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_interactive_chat_understands_help_and_its_commands(monkeypatch):
+    typed = iter(["/help", "/nope", "Hi", "/reset", "a/b", "/quit", "never read"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
+    bot, stdout = RecordingBot(), io.StringIO()
+    assert run_chat(bot, io.StringIO(), stdout, io.StringIO(), interactive=True) == 0
+    out = stdout.getvalue()
+    assert "/help lists the commands" in out.splitlines()[0]           # the banner says so
+    for command in ("/help", "/reset", "/quit"):
+        assert f"  {command}" in out                                   # /help lists them all
+    assert "unknown command /nope" in out
+    assert bot.lines == ["Hi", "a/b"] and bot.resets == 1              # commands never reach it
+
+
+def test_piped_chat_sends_every_line_to_the_model():
+    bot, stdout = RecordingBot(), io.StringIO()
+    assert run_chat(bot, io.StringIO("/help\nHi\n"), stdout, io.StringIO(),
+                    interactive=False) == 0
+    assert bot.lines == ["/help", "Hi"] and stdout.getvalue() == "ok\nok\n"

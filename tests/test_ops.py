@@ -350,3 +350,39 @@ def test_check_prints_one_line_verdicts(capsys):
     assert "not written yet" in lines[2]
     assert "ValueError" in lines[3] and "in forgot_keepdims, line" in lines[3]
     assert "np.sum(dp * p, axis=-1)" in lines[3]
+
+
+def test_check_says_when_gradcheck_itself_finds_the_shape_wrong(capsys):
+    from minigpt.gradcheck import check
+    x = np.random.default_rng(1).standard_normal((2, 3))
+    assert not check("shape", gelu_forward, lambda d, c: {"x": gelu_backward(d, c)[:1]}, {"x": x})
+    assert not check("key", gelu_forward, lambda d, c: {"y": gelu_backward(d, c)}, {"x": x})
+    lines = capsys.readouterr().out.splitlines()
+    assert "shape (1, 3)" in lines[0] and "which has shape (2, 3)" in lines[0]
+    assert all(line.startswith("FAIL") and line.endswith(
+        "(found by gradcheck, in what your function returned)") for line in lines), lines
+
+
+def test_check_close_prints_one_line_verdicts(capsys):
+    """minigpt.gradcheck.check_close, for exercises that are not gradients."""
+    from minigpt.gradcheck import check_close
+
+    def blank(x):
+        raise NotImplementedError
+
+    def in_place(x):                     # changes its argument: the reference must not see it
+        x *= 3
+        return x
+
+    x = np.arange(4.0)
+    assert check_close("same", lambda a: 2 * a, lambda a: a + a, x)
+    assert not check_close("off", lambda a: 2.001 * a, lambda a: 2 * a, x)
+    assert not check_close("blank", blank, lambda a: a, x)
+    assert not check_close("shape", lambda a: a[:2], lambda a: a, x)
+    assert check_close("copies", in_place, lambda a: 3 * a, x) and np.array_equal(x, np.arange(4.0))
+    assert not check_close("dict", lambda a: {"p": a, "q": a}, lambda a: {"p": a, "q": a + 1}, x)
+    assert not check_close("ints", lambda a: np.array([1, 2]), lambda a: np.array([1, 3]), x)
+    lines = capsys.readouterr().out.splitlines()
+    assert [l.split()[0] for l in lines] == ["PASS", "FAIL", "FAIL", "FAIL", "PASS", "FAIL", "FAIL"]
+    assert "not written yet" in lines[2] and "shape (2,), expected (4,)" in lines[3]
+    assert "result['q']" in lines[5] and "differs at 1 entries" in lines[6]
