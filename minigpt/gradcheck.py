@@ -340,7 +340,7 @@ def _difference(got, want, rtol, atol, where="the result"):
     if not np.all(np.isfinite(gf) == np.isfinite(wf)) or \
             not np.allclose(gf, wf, rtol=rtol, atol=atol, equal_nan=True):
         diff = np.nanmax(np.abs(gf - wf)) if gf.size else 0.0
-        return f"{where} is off by up to {diff:.2e} (tolerance {rtol:g} relative)"
+        return f"{where} is off by up to {diff:.2e} (tolerance {atol:g} + {rtol:g} x |minigpt's|)"
     return None
 
 

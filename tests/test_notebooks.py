@@ -40,8 +40,8 @@ def check_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code" and build.has_tag(c, "check")]
 
 
-def test_there_are_six_notebooks_in_reading_order():
-    assert [n[:2] for n in NAMES] == ["01", "02", "03", "04", "05", "06"], NAMES
+def test_there_are_seven_notebooks_in_reading_order():
+    assert [n[:2] for n in NAMES] == ["00", "01", "02", "03", "04", "05", "06"], NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -14,13 +14,16 @@
 # In this notebook we
 # 1. compute the formula by hand on three tokens, then with `minigpt`;
 # 2. see why the scores are divided by $\sqrt{d_k}$;
-# 3. add the causal mask a GPT needs;
+# 3. add the causal mask a GPT needs, and write the whole masked forward yourself;
 # 4. derive the backward pass through the softmax, step by step;
 # 5. derive the backward pass through the whole formula, and check it numerically.
 #
 # Each section goes: prose → formula → a `minigpt` call → a check that *asserts* →
-# a plot. The last two sections are exercises in the student edition
-# (`notebooks/exercises/`).
+# a plot. Sections 3, 4 and 5 each hold an exercise in the student edition
+# (`notebooks/exercises/`). The backward passes use the two tools of notebook 0: the
+# convention `op_forward(...) -> (out, cache)`, `op_backward(dout, cache) -> grads`
+# (`dout` $= \partial L/\partial\,\text{out}$), and `minigpt.gradcheck`, which tests a
+# backward against centred finite differences.
 
 # %%
 import os
@@ -30,7 +33,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 %matplotlib inline
 
-from minigpt.gradcheck import check, gradcheck   # check: a one-line PASS/FAIL
+from minigpt.gradcheck import check, check_close, gradcheck   # check*: one-line PASS/FAIL
 from minigpt.ops.attention import attention_backward, attention_forward, causal_mask
 from minigpt.ops.softmax import SoftmaxCache, softmax_backward, softmax_forward
 
@@ -173,8 +176,10 @@ plt.show()
 # \qquad A = \text{softmax}(\tilde S).$$
 #
 # `minigpt.ops.attention.attention_forward(q, k, v)` applies this mask itself; its
-# arrays have shape `(B, nh, T, hs)`: batch, heads, time, head size. Below we rebuild
-# its weights from `causal_mask` and the softmax, and compare outputs.
+# arrays have shape `(B, nh, T, hs)`: batch, heads, time, head size. It returns the
+# output and a cache (notebook 0's convention); the cache keeps the weights it computed,
+# `cache.att` of shape `(B, nh, T, T)`, so we can test and plot the very numbers the
+# forward used.
 
 # %%
 words = ["the", "cat", "sat", "on", "the", "mat", "."]
@@ -183,11 +188,10 @@ q, k, v = (rng.standard_normal((1, 1, T, hs)) for _ in range(3))   # (B, nh, T, 
 
 print(causal_mask(T, T).astype(int))        # 1 = hidden from the query on that row
 
-y, _ = attention_forward(q, k, v)
-s = q @ k.swapaxes(-1, -2) / np.sqrt(hs)
-s[..., causal_mask(T, T)] = -np.inf
-weights, _ = softmax_forward(s)                           # (1, 1, T, T)
-assert np.allclose(y, weights @ v)
+y, cache = attention_forward(q, k, v)
+weights = cache.att                                       # (1, 1, T, T)
+assert np.allclose(y, weights @ v)                        # the output is A V
+assert np.allclose(weights.sum(axis=-1), 1.0)             # every row is a distribution
 assert np.all(np.triu(weights[0, 0], k=1) == 0)           # exactly zero above the diagonal
 assert np.allclose(weights[0, 0, 0], np.eye(T)[0])        # token 0 can only see itself
 
@@ -211,10 +215,54 @@ plt.show()
 # Row $i$ spreads its weight over positions $0..i$ only; the upper triangle is exactly 0.
 # (The queries and keys are random here; notebook 6 shows the weights of a trained model.)
 #
+# **Exercise 1: the attention forward by hand.** Write
+# $\text{softmax}\left(QK^T/\sqrt{d_k}\right)V$ with the causal mask, for `q`, `k`,
+# `v` of shape `(B, nh, T, hs)`, using NumPy only (no `minigpt` functions). One step per
+# line, as in section 1:
+#
+# 1. the scores $S = QK^T/\sqrt{d_k}$, shape `(B, nh, T, T)`, with $d_k$ = `hs`.
+#    `k.swapaxes(-1, -2)` transposes the last two axes of every matrix in the batch
+#    (`k.T` would reverse *all four* axes);
+# 2. the mask: `np.triu(np.ones((T, T), dtype=bool), k=1)` is `True` strictly above
+#    the diagonal, where key $j > i$; put $-\infty$ there (`np.where` broadcasts a
+#    `(T, T)` mask over `(B, nh, T, T)`);
+# 3. the softmax over the **last** axis (the keys), subtracting each row's maximum
+#    before `np.exp` as in section 1;
+# 4. the weighted sum of the values.
+#
+# The check compares your output with `attention_forward(q, k, v)[0]`.
+
+# %%
+def my_attention_forward(q, k, v):
+    """q, k, v: (B, nh, T, hs) -> y (B, nh, T, hs) = softmax(mask(q k^T / sqrt(hs))) v."""
+    T, hs = q.shape[-2:]
+    # BEGIN SOLUTION
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(hs)                  # (B, nh, T, T) scores
+    future = np.triu(np.ones((T, T), dtype=bool), k=1)        # (T, T) True where j > i
+    s = np.where(future, -np.inf, s)                          # hide the future
+    e = np.exp(s - s.max(axis=-1, keepdims=True))             # exp(-inf) = 0
+    att = e / e.sum(axis=-1, keepdims=True)                   # (B, nh, T, T), rows sum to 1
+    y = att @ v                                               # (B, nh, T, hs)
+    # END SOLUTION
+    return y
+
+# %% tags=["check"]
+q, k, v = (rng.standard_normal((2, 3, 6, 4)) for _ in range(3))   # B=2, nh=3, T=6, hs=4
+assert check_close("attention forward", my_attention_forward,
+                   lambda q, k, v: attention_forward(q, k, v)[0], q, k, v)
+
+# %% tags=["solution-only"]
+q, k, v = (rng.standard_normal((1, 2, 9, 16)) for _ in range(3))
+y, cache = attention_forward(q, k, v)
+assert np.allclose(my_attention_forward(q, k, v), y)
+print("my_attention_forward == minigpt.ops.attention.attention_forward (another shape)")
+
+# %% [markdown]
 # ## 4. The backward pass through the softmax
 #
-# Backpropagation gives us $\partial L/\partial p$, the gradient of the loss with
-# respect to the softmax output, and asks for $\partial L/\partial z$. Start from
+# In notebook 0's convention, the softmax's backward is handed `dout` $= \partial L/\partial p$,
+# the gradient of the loss with respect to the softmax output, and must return
+# $\partial L/\partial z$. Start from
 # $p_j = e^{z_j} / \sum_k e^{z_k}$ and differentiate with the quotient rule:
 #
 # $$\frac{\partial p_j}{\partial z_i} = \frac{\delta_{ij} e^{z_j}}{\sum_k e^{z_k}}
@@ -253,7 +301,7 @@ plt.show()
 # The diagonal is positive (raising $z_i$ raises $p_i$), everything else negative (it
 # takes probability from the others), and each row sums to zero.
 #
-# **Exercise 1.** Write the softmax backward for a whole batch of rows: `p` and `dp`
+# **Exercise 2.** Write the softmax backward for a whole batch of rows: `p` and `dp`
 # have shape `(..., N)` and the softmax ran over the last axis. Use the simplified
 # formula, vectorised (no Python loop). The forward caches its output `p`. Mind the
 # shapes: each row's sum must broadcast back over that row.
@@ -303,7 +351,7 @@ print("my_softmax_backward == minigpt.ops.softmax.softmax_backward")
 # Below, `attention_by_parts` is the forward written out with `minigpt`'s mask and
 # softmax; it caches what the backward needs (`q, k, v` and the weights `att`).
 #
-# **Exercise 2.** Write `my_attention_backward`. Shapes are `(B, nh, T, hs)` for
+# **Exercise 3.** Write `my_attention_backward`. Shapes are `(B, nh, T, hs)` for
 # q, k, v, y and `(B, nh, T, T)` for att. You may call
 # `softmax_backward(datt, SoftmaxCache(att))` from `minigpt` (its cache names the one
 # thing it keeps, `p`) (or your own: `my_softmax_backward(datt, att)["z"]`). Remember `.swapaxes(-1, -2)`
@@ -351,8 +399,8 @@ for name, g in zip("qkv", lib):
 print("my_attention_backward == minigpt.ops.attention.attention_backward")
 
 # %% [markdown]
-# The library's own pair passes the same numerical test. `gradcheck` nudges every input
-# number by $\pm h$, measures the change of $\sum_i y_i g_i$ for a random $g$, and
+# The library's own pair passes the same numerical test. As in notebook 0, `gradcheck`
+# nudges every input number by $\pm h$, measures the change of $\sum_i y_i g_i$ for a random $g$, and
 # compares with the backward's answer:
 #
 # $$\frac{\partial L}{\partial x_i} \approx \frac{L(x + h e_i) - L(x - h e_i)}{2h}.$$
@@ -394,3 +442,17 @@ plt.show()
 # position blind to its future; the backward is the same four lines read in reverse, and
 # `minigpt.gradcheck` confirms them to a relative error of a few 1e-10, measured against
 # the largest gradient entry. Next: notebook 2, where the positions come from.
+#
+# ## Questions to think about (思考题)
+#
+# 1. Remove the causal mask (call your `my_attention_forward` without it, or set
+#    `future` to all `False`) and rerun the causality test of section 3. What changes?
+#    A GPT trained without the mask reaches a very low training loss quickly; why is
+#    it then useless for generating text?
+# 2. Why divide by $\sqrt{d_k}$ and not by $d_k$? Rerun the experiment of section 2
+#    with `s / d` in place of `s / np.sqrt(d)`: what do the weights look like at
+#    $d_k = 1024$, and what does the model lose?
+# 3. Adding the same number to every score of a row does not change the softmax. What
+#    does that imply for each row of $\partial L/\partial S$? Check it on
+#    `softmax_backward(dp, SoftmaxCache(p))` for a random `dp`, and say why
+#    subtracting the row maximum before `np.exp` changes the weights not at all.

@@ -453,3 +453,32 @@ plt.show()
 # embeddings, the table is 35 times louder than the tokens; the paper's scale evens
 # them out. Their backward, and the embedding's, is a sum over every use of a row.
 # Next: notebook 3, layer normalisation and backpropagation.
+
+# %% [markdown]
+# ## Questions to think about (思考题)
+#
+# Answer in words first, then, where it says so, settle it with a few lines of code in a
+# new cell. None of them is checked automatically.
+#
+# 1. **Two tokens swapped, no positions.** Section 1 shuffled every token *before* the
+#    last one and watched only $y_T$. Now swap just the tokens at positions 2 and 5 of
+#    the 8 and leave positions out ($x = e$). For each position $t = 0, \dots, 7$,
+#    predict whether its output $y_t$ changes, and say why. Then test your prediction:
+#    copy `last_output` into a function that returns all eight outputs (`y[0, 0]`
+#    instead of `y[0, 0, -1]`) and compare `emb` with `emb[[0, 1, 5, 3, 4, 2, 6, 7]]`.
+#    What changes once you add `pe`? And without the causal mask, if every token may
+#    attend to every other, what would reordering all eight tokens do to the outputs?
+# 2. **Loud positions, quiet tokens.** The last section measured an RMS of 0.71 for the
+#    table against 0.02 for GPT-2's token embeddings. Estimate what share of
+#    $|x_t|^2 = |e + PE(t)|^2$ comes from the token. The first thing each block does
+#    with $x_t$ is a layer norm (notebook 3): take two *different* tokens at the *same*
+#    position, pass both sums through `layernorm_forward` (import it from
+#    `minigpt.ops.layernorm`), and compute the cosine similarity of the two results.
+#    What does the first attention layer have to tell the tokens apart with? Is the
+#    token information gone, or only quiet? Repeat with `paper_model`'s scaled tokens.
+# 3. **Past `block_size`.** A model is trained with `block_size = 64`. Which of the two
+#    encodings can produce a vector for position 100 at all? For the one that can,
+#    would you expect the trained model to make good use of it, and why (think of what
+#    its weights saw during training)? Call `sin_model.forward` on 65 token ids to see
+#    what `minigpt` does, and explain how generation still writes texts longer than 64
+#    characters.

@@ -7,8 +7,8 @@
 # finite differences. This notebook shows how, on the operation whose backward is the
 # most instructive: layer normalisation.
 #
-# 1. The convention: each operation has a forward and a backward; the chain rule joins
-#    them. A warm-up exercise: the linear layer.
+# 1. The convention of notebook 0, recalled: each operation has a forward and a
+#    backward; the chain rule joins them. A warm-up exercise: the linear layer.
 # 2. How `gradcheck` knows a gradient is right, and why it uses centred differences.
 # 3. Layer norm, forward.
 # 4. Its backward, derived term by term (an exercise in the student edition).
@@ -33,8 +33,8 @@ rng = np.random.default_rng(0)
 # %% [markdown]
 # ## 1. Forward, backward, and the chain rule
 #
-# A network is a chain of operations ending in a scalar loss $L$. Every operation in
-# `minigpt` comes as a pair:
+# A recap of notebook 0. A network is a chain of operations ending in a scalar loss
+# $L$. Every operation in `minigpt` comes as a pair:
 #
 # * `op_forward(x, ...) -> (out, cache)`: compute, and keep what the backward will need;
 # * `op_backward(dout, cache) -> dx, ...`: given $\partial L/\partial\,\text{out}$, return
@@ -387,3 +387,31 @@ plt.show()
 # The layer-norm backward has three terms, one per path from $x$ to $\hat x$ (direct,
 # through the mean, through the variance), and $\epsilon$ keeps both its forward and
 # its backward finite. Next: notebook 4 assembles all the ops into a GPT.
+
+# %% [markdown]
+# ## Questions to think about (思考题)
+#
+# Answer in words first, then, where it says so, settle it with a few lines of code in a
+# new cell. None of them is checked automatically.
+#
+# 1. **What $\epsilon$ costs.** Section 5 showed what $\epsilon$ protects against. It is
+#    not free: every row gets $\mathrm{var}(\hat x) = \sigma^2/(\sigma^2+\epsilon)$
+#    instead of 1. Below which standard deviation $\sigma$ does that fall more than 1%
+#    short of 1, and at what spread does layer norm stop normalising at all? (Evaluate
+#    the formula for $\sigma$ = 0.1, 0.01, 0.003, 0.001.) Why is $\epsilon$ added to
+#    $\sigma^2$ inside the root rather than to $\sigma = \sqrt{\sigma^2}$ outside it?
+#    Hint: differentiate $\sqrt{\sigma^2}$ with respect to $\sigma^2$ at a constant row.
+# 2. **Why three terms, and which test sees which.** Say in one sentence each which path
+#    from $x_i$ to the output the three terms of the backward follow. Section 4 also
+#    gave two properties of a correct gradient: $\sum_i \partial L/\partial x_i = 0$ and
+#    $\sum_i \hat x_i\,\partial L/\partial x_i \approx 0$. Predict which one breaks if
+#    your backward leaves out term 2, and which if it leaves out term 3; then delete
+#    each term in turn from a copy of `my_layernorm_backward` and measure both sums.
+#    What does this tell you about testing a backward with such properties alone?
+# 3. **A constant row.** One row of $x$ is $(3, 3, \dots, 3)$ and $\epsilon = 10^{-5}$.
+#    Without running anything, write down $y$ for that row, its contributions to
+#    $\partial L/\partial\gamma$ and $\partial L/\partial\beta$, and $\partial L/\partial x$
+#    in terms of $g = \frac{\partial L}{\partial y}\gamma$. Which of them change if the
+#    row is $(7, 7, \dots, 7)$ instead? Check with `layernorm_forward` and
+#    `layernorm_backward`. Is the input gradient of such a row small or large compared
+#    with an ordinary row's, and what will the next optimiser step do to the row?

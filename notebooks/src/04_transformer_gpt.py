@@ -9,7 +9,8 @@
 # residual connections, layer norms and an output head. This notebook assembles them,
 # with `minigpt` doing every computation:
 #
-# 1. the block: attention and MLP, each wrapped in a layer norm and a residual;
+# 1. the block: attention and MLP, each wrapped in a layer norm and a residual (five
+#    exercises: the backwards of GELU, dropout, the split into heads, the MLP, the block);
 # 2. the whole model, with the shape of every intermediate array;
 # 3. how many parameters, and where they sit;
 # 4. the text's two claims, shown numerically;
@@ -27,12 +28,13 @@ import numpy as np
 from IPython.display import Markdown, display
 %matplotlib inline
 
-from minigpt.block import (block_backward, block_forward, mlp_forward, self_attention_forward,
-                           subdict)
+from minigpt.block import (block_backward, block_forward, mlp_backward, mlp_forward,
+                           self_attention_backward, self_attention_forward, subdict)
 from minigpt.config import GPTConfig
-from minigpt.gradcheck import gradcheck, gradcheck_model
+from minigpt.gradcheck import check, gradcheck, gradcheck_model   # check: a one-line PASS/FAIL
 from minigpt.model import GPT, param_shapes
-from minigpt.ops.attention import causal_mask, split_heads
+from minigpt.ops.attention import causal_mask, merge_heads, split_heads
+from minigpt.ops.dropout import dropout_backward, dropout_forward
 from minigpt.ops.embedding import embedding_forward
 from minigpt.ops.gelu import gelu_backward, gelu_forward
 from minigpt.ops.layernorm import layernorm_backward, layernorm_forward
@@ -96,7 +98,284 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# And the whole block's backward, every parameter at once. `block_backward` returns the
+# Now write the block's backward yourself, one piece at a time, in five exercises,
+# smallest first: GELU, dropout, the split into heads, the MLP, and then the block
+# itself with its two residuals. Each one
+# runs on its own small random inputs (its own generator, so the rest of the notebook
+# sees the same random numbers with or without them) and is checked by
+# `check`, which compares your backward with finite differences and prints one line.
+#
+# **GELU's derivative.** Write $u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)$ and
+# $y = \tfrac12 x\,(1 + \tanh u)$. The product rule gives two terms, and the chain rule
+# through $\tanh$ (whose derivative is $1 - \tanh^2$) gives the second its factors:
+#
+# $$\frac{dy}{dx} = \underbrace{\tfrac12\left(1 + \tanh u\right)}_{\text{term 1: } x\text{'s own factor}}
+#   + \underbrace{\tfrac12\,x\left(1 - \tanh^2 u\right)\frac{du}{dx}}_{\text{term 2: through }\tanh},
+#   \qquad \frac{du}{dx} = \sqrt{2/\pi}\,\left(1 + 3 \cdot 0.044715\,x^2\right).$$
+#
+# Term 1 alone is a smoothed step (the "gate"); term 2 is what makes GELU dip below
+# zero for negative $x$ and overshoot 1 just right of zero, the shape of the dashed
+# curve above. (`minigpt` computes the same thing through $\tfrac12(1 + \tanh u) =
+# \sigma(2u)$, which keeps more digits; the value is the same.)
+#
+# **Exercise 1.** Write `my_gelu_backward` from the formula above. The forward caches
+# only its input `x`, so the backward recomputes $u$ and $\tanh u$ from it. Do not
+# forget the upstream gradient `dy`.
+
+# %%
+def gelu_with_cache(x):
+    """x: any shape -> y (same shape), cache = x (the backward recomputes tanh from it)."""
+    y, _ = gelu_forward(x)
+    return y, x
+
+
+def my_gelu_backward(dy, x):
+    """dy: dL/dy, x: the cached input, both the same shape -> {"x": dL/dx}."""
+    # BEGIN SOLUTION
+    u = np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)
+    t = np.tanh(u)
+    du_dx = np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x ** 2)
+    dx = dy * (0.5 * (1 + t) + 0.5 * x * (1 - t ** 2) * du_dx)   # term 1 + term 2
+    # END SOLUTION
+    return {"x": dx}
+
+# %% tags=["check"]
+inputs = {"x": np.random.default_rng(41).standard_normal((4, 6)) * 2}
+assert check("GELU backward", gelu_with_cache, my_gelu_backward, inputs)
+
+# %% tags=["solution-only"]
+x_ex = np.random.default_rng(1).standard_normal((3, 5, 8)) * 3
+dy_ex = np.random.default_rng(2).standard_normal(x_ex.shape)
+assert np.allclose(my_gelu_backward(dy_ex, x_ex)["x"],
+                   gelu_backward(dy_ex, gelu_forward(x_ex)[1]), atol=1e-14)
+print("my_gelu_backward == minigpt.ops.gelu.gelu_backward")
+
+# %% [markdown]
+# **Dropout (随机失活).** In training, each branch's output passes through dropout
+# before it joins the residual stream: every entry is zeroed with probability $p$ and
+# the survivors are divided by $1 - p$ ("inverted" dropout), so that the expected value
+# is unchanged and evaluation can simply skip the step:
+#
+# $$y = x \odot m, \qquad m_i = \begin{cases} 1/(1-p) & \text{kept (probability } 1-p) \\
+#   0 & \text{dropped} \end{cases}$$
+#
+# Once the mask is drawn, $y$ is $x$ times a constant, so $\partial L/\partial x =
+# \partial L/\partial y \odot m$: dropped entries pass no gradient, kept ones pass it
+# scaled by the same $1/(1-p)$. A gradient check needs the *same* mask in every
+# forward (otherwise nudging $x$ also changes which entries survive, and the finite
+# differences measure noise). `dropout_forward` draws its mask from a generator the
+# caller passes, so a fresh generator with a fixed seed in each call gives the same
+# mask every time; that is how `tests/test_ops.py` checks it, and how the forward below
+# works.
+#
+# **Exercise 2.** Write `my_dropout_backward`. The forward caches which entries were
+# kept (a boolean array `keep`, the same shape as `x`) and the drop probability `p`.
+
+# %%
+P_DROP = 0.3
+
+
+def dropout_fixed_mask(x):
+    """x: any shape -> y, cache (keep, p). A new generator with seed 7 on every call:
+    the same mask every time, so y is a smooth (linear) function of x."""
+    y, cache = dropout_forward(x, P_DROP, np.random.default_rng(7))
+    return y, (cache.mask != 0, P_DROP)
+
+
+def my_dropout_backward(dy, cache):
+    """dy: dL/dy (shape of x), cache: (keep: bool array, p) -> {"x": dL/dx}."""
+    keep, p = cache
+    # BEGIN SOLUTION
+    dx = dy * keep / (1 - p)          # the forward's mask: 1/(1-p) where kept, 0 elsewhere
+    # END SOLUTION
+    return {"x": dx}
+
+# %% tags=["check"]
+inputs = {"x": np.random.default_rng(42).standard_normal((4, 6))}
+assert check("dropout backward", dropout_fixed_mask, my_dropout_backward, inputs)
+
+# %% tags=["solution-only"]
+x_ex = np.random.default_rng(3).standard_normal((2, 5, 8))
+dy_ex = np.random.default_rng(4).standard_normal(x_ex.shape)
+y_ex, cache_ex = dropout_fixed_mask(x_ex)
+assert np.allclose(my_dropout_backward(dy_ex, cache_ex)["x"],
+                   dropout_backward(dy_ex, dropout_forward(x_ex, P_DROP,
+                                                           np.random.default_rng(7))[1]))
+print(f"my_dropout_backward == minigpt.ops.dropout.dropout_backward "
+      f"({(~cache_ex[0]).mean():.0%} of the entries dropped here, p = {P_DROP})")
+
+# %% [markdown]
+# **Splitting into heads (多头).** Attention runs $n_h$ heads side by side, each on its own
+# $h_s = C / n_h$ channels. `split_heads` does it with no arithmetic at all: a reshape
+# $(B, T, C) \to (B, T, n_h, h_s)$ cuts each position's channels into $n_h$ groups, and
+# a transpose $\to (B, n_h, T, h_s)$ puts the head axis in front, so that one batched
+# matmul computes every head's $QK^T$. `merge_heads` undoes both steps in reverse order.
+#
+# What is the backward of a reshape and a transpose? Neither changes a single value;
+# they only move entries to new places. So each entry of $x$ ends up in exactly one
+# place of the output, and its gradient is the upstream gradient found at that place:
+# move `dq` back where the entries came from, which is the inverse transpose followed by
+# the inverse reshape. In other words, the backward of `split_heads` is `merge_heads`
+# (and vice versa); `self_attention_backward` uses exactly that.
+#
+# **Exercise 3.** Write `my_split_heads_backward` with `transpose` and `reshape`
+# (not by calling `merge_heads`: the point is to see why it is the answer).
+# Careful: a reshape of `dq` straight to $(B, T, C)$ has the right shape and the wrong
+# order of entries.
+
+# %%
+N_HEAD = 3
+
+
+def split_with_cache(x):
+    """x: (B, T, C) -> (B, nh, T, hs), no cache (the shapes are all the backward needs)."""
+    return split_heads(x, N_HEAD), None
+
+
+def my_split_heads_backward(dq, cache):
+    """dq: (B, nh, T, hs) = dL/d(split) -> {"x": dL/dx (B, T, C)}."""
+    B, nh, T, hs = dq.shape
+    # BEGIN SOLUTION
+    dx = dq.transpose(0, 2, 1, 3).reshape(B, T, nh * hs)   # (B, T, nh, hs) -> (B, T, C)
+    # END SOLUTION
+    return {"x": dx}
+
+# %% tags=["check"]
+inputs = {"x": np.random.default_rng(43).standard_normal((2, 5, 12))}   # C = 12, hs = 4
+assert check("split_heads backward", split_with_cache, my_split_heads_backward, inputs)
+
+# %% tags=["solution-only"]
+x_ex = np.random.default_rng(5).standard_normal((2, 7, 12))
+dq_ex = np.random.default_rng(6).standard_normal((2, N_HEAD, 7, 4))
+assert np.array_equal(my_split_heads_backward(dq_ex, None)["x"], merge_heads(dq_ex))
+assert np.array_equal(merge_heads(split_heads(x_ex, N_HEAD)), x_ex)       # the inverse
+print("my_split_heads_backward == minigpt.ops.attention.merge_heads, "
+      "and merge_heads(split_heads(x)) == x")
+
+# %% [markdown]
+# **The MLP's backward.** The MLP is three ops in a row, and its backward is their
+# backwards in the reverse order, each handing its input gradient to the one before:
+#
+# | forward | backward |
+# |---|---|
+# | $h = xW_{fc} + b_{fc}$ | `dx, dW_fc, db_fc = linear_backward(dh, cache.up)` |
+# | $a = \text{GELU}(h)$ | `dh = gelu_backward(da, cache.gelu)` |
+# | $\text{out} = aW_{proj} + b_{proj}$ | `da, dW_proj, db_proj = linear_backward(dout, cache.down)` |
+#
+# (read the backward column from the bottom up). `mlp_forward` returns an `MLPCache`
+# with one cache per op: `up`, `gelu`, `down`.
+#
+# **Exercise 4.** Write `my_mlp_backward` by composing `minigpt`'s
+# `linear_backward` and `gelu_backward` (or your own GELU backward:
+# `my_gelu_backward(da, cache.gelu.x)["x"]`). Return every gradient under the
+# parameter's name.
+
+# %%
+def mlp(x, **p):
+    """x: (B, T, C), p: "c_fc.w" (C, 4C), "c_fc.b" (4C,), "c_proj.w" (4C, C), "c_proj.b" (C,)."""
+    return mlp_forward(x, p)
+
+
+def my_mlp_backward(dout, cache):
+    """dout: (B, T, C), cache: MLPCache -> {"x", "c_fc.w", "c_fc.b", "c_proj.w", "c_proj.b"}."""
+    # BEGIN SOLUTION
+    da, dw_proj, db_proj = linear_backward(dout, cache.down)   # out = a W_proj + b_proj
+    dh = gelu_backward(da, cache.gelu)                          # a = GELU(h)
+    dx, dw_fc, db_fc = linear_backward(dh, cache.up)            # h = x W_fc + b_fc
+    # END SOLUTION
+    return {"x": dx, "c_fc.w": dw_fc, "c_fc.b": db_fc, "c_proj.w": dw_proj, "c_proj.b": db_proj}
+
+# %% tags=["check"]
+ex_rng = np.random.default_rng(44)
+inputs = {"x": ex_rng.standard_normal((2, 3, 4)), "c_fc.w": ex_rng.standard_normal((4, 16)),
+          "c_fc.b": ex_rng.standard_normal(16), "c_proj.w": ex_rng.standard_normal((16, 4)),
+          "c_proj.b": ex_rng.standard_normal(4)}
+assert check("MLP backward", mlp, my_mlp_backward, inputs)
+
+# %% tags=["solution-only"]
+out_ex, cache_ex = mlp_forward(inputs["x"], inputs)
+dout_ex = np.random.default_rng(7).standard_normal(out_ex.shape)
+mine = my_mlp_backward(dout_ex, cache_ex)
+dx_ex, theirs = mlp_backward(dout_ex, cache_ex)
+assert np.allclose(mine.pop("x"), dx_ex)
+assert mine.keys() == theirs.keys() and all(np.allclose(mine[k], theirs[k]) for k in mine)
+print("my_mlp_backward == minigpt.block.mlp_backward")
+
+# %% [markdown]
+# **The block's backward: residuals add gradients.** Read `block_forward` as four lines:
+#
+# $$x_{mid} = x + \text{drop}(\text{Attn}(\text{LN}_1(x))) \qquad
+#   x_{out} = x_{mid} + \text{drop}(\text{MLP}(\text{LN}_2(x_{mid})))$$
+#
+# and undo them from the last. The gradient $G$ arriving at $x_{out}$ reaches $x_{mid}$
+# along two roads: straight through the "+" (the identity, so $G$ itself) and through
+# dropout, the MLP and $\text{LN}_2$. Two roads into one variable: the gradients **add**,
+# $\partial L/\partial x_{mid} = G + (\text{the MLP branch's gradient})$. The same
+# happens again at $x$ with the attention branch. The cache is a `BlockCache` whose
+# fields are the sub-layers' caches, in the forward's order: `ln1`, `attn`, `drop1`,
+# `ln2`, `mlp`, `drop2`. The sub-backwards you may call:
+#
+# - `dropout_backward(d, cache.drop2)` returns the gradient of the dropout's input;
+# - `mlp_backward(d, cache.mlp)` and `self_attention_backward(d, cache.attn)` return
+#   `(dx, grads)`, with grads under local names ("c_fc.w", ...) that the block stores
+#   as "mlp.c_fc.w", "attn.c_attn.w", ...;
+# - `layernorm_backward(d, cache.ln2)` returns `(dx, dw, db)`, stored as "ln_2.w",
+#   "ln_2.b".
+#
+# **Exercise 5.** Write `my_block_backward`. The check runs the block with dropout on
+# (probability 0.1, fixed masks), so a forgotten dropout backward shows, and with
+# random parameters, so that no zero bias or unit gain hides a mistake.
+
+# %%
+small = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.1,
+                  dtype="float64")
+
+
+def block_with_dropout(x, **p):
+    """x: (B, T, C) -> (B, T, C), BlockCache; the same dropout masks on every call."""
+    return block_forward(x, p, small.n_head, small.dropout, np.random.default_rng(5))
+
+
+def my_block_backward(dout, cache):
+    """dout: (B, T, C) = dL/dx_out, cache: BlockCache -> {"x": dL/dx, and one gradient
+    per parameter: "ln_1.w", "ln_1.b", "attn.c_attn.w", ..., "mlp.c_proj.b"}."""
+    grads = {}
+    # BEGIN SOLUTION
+    # x_out = x_mid + drop2(MLP(LN_2(x_mid)))
+    dm = dropout_backward(dout, cache.drop2)
+    dh, g = mlp_backward(dm, cache.mlp)
+    grads.update({"mlp." + name: value for name, value in g.items()})
+    dh, grads["ln_2.w"], grads["ln_2.b"] = layernorm_backward(dh, cache.ln2)
+    dx_mid = dout + dh                             # residual 2: the two roads add
+    # x_mid = x + drop1(Attn(LN_1(x)))
+    da = dropout_backward(dx_mid, cache.drop1)
+    dh, g = self_attention_backward(da, cache.attn)
+    grads.update({"attn." + name: value for name, value in g.items()})
+    dh, grads["ln_1.w"], grads["ln_1.b"] = layernorm_backward(dh, cache.ln1)
+    dx = dx_mid + dh                               # residual 1
+    # END SOLUTION
+    return {"x": dx, **grads}
+
+# %% tags=["check"]
+ex_rng = np.random.default_rng(45)
+inputs = {"x": ex_rng.standard_normal((2, 4, small.n_embd)),
+          **{name: value + 0.2 * ex_rng.standard_normal(value.shape)     # off the init
+             for name, value in subdict(GPT(small, seed=1).params, "h.0.").items()}}
+assert check("block backward", block_with_dropout, my_block_backward, inputs)
+
+# %% tags=["solution-only"]
+out_ex, cache_ex = block_with_dropout(**inputs)
+dout_ex = np.random.default_rng(8).standard_normal(out_ex.shape)
+mine = my_block_backward(dout_ex, cache_ex)
+dx_ex, theirs = block_backward(dout_ex, cache_ex)
+assert np.allclose(mine.pop("x"), dx_ex)
+assert mine.keys() == theirs.keys() and all(np.allclose(mine[k], theirs[k]) for k in mine)
+print(f"my_block_backward == minigpt.block.block_backward ({len(theirs)} parameter gradients)")
+
+# %% [markdown]
+# `minigpt`'s own `block_backward` is the same composition (with a `tape` for the
+# traces of section 6). Here it is on this notebook's wider block ($C = 32$, no
+# dropout), with `gradcheck`'s full table: one line per tensor. It returns the
 # gradient of its input and a dict of parameter gradients with the same names as the
 # parameters, so a tiny wrapper lets `gradcheck` treat them all as inputs.
 
@@ -480,7 +759,9 @@ try:
 except ImportError:
     torch = None
 if torch is not None:
-    sys.path.insert(0, os.path.join(os.pardir, "examples"))
+    import minigpt                 # examples/ sits beside the package (from any cwd)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(minigpt.__file__)),
+                                    "examples"))
     import pytorch_trace
     with contextlib.chdir(work):                  # (so that it prints short file names)
         pytorch_trace.main(["ref.npz", "--out", "mine.npz"])
@@ -541,3 +822,26 @@ plt.show()
 # of it, written by hand, agrees with finite differences, and a trace of all of them is a
 # reference that points any other implementation at its first wrong tensor. Next:
 # notebook 5 trains it.
+
+# %% [markdown]
+# ## Questions to think about (思考题)
+#
+# Answer in words, or with a few lines of code in a new cell: every function you need
+# has been used above.
+#
+# 1. **The first loss.** Before any training, `model.forward(idx, targets)` on random
+#    tokens gives a loss close to $\log V$ ($\log 65 \approx 4.17$ for this notebook's
+#    model). Why that number? What is it about the initial weights that makes it so,
+#    and what would you expect if the token embeddings started with standard deviation
+#    1 instead of 0.02?
+# 2. **The $1/\sqrt{2L}$.** Section 2 scales the output projections of every block by
+#    $1/\sqrt{2L}$ at initialisation. Where does the 2 come from, and why a square root
+#    rather than $1/(2L)$? (Think of the residual stream as a sum of updates and ask how
+#    the variance of a sum of independent terms grows.)
+# 3. **Without the residual.** Suppose a block computed
+#    $x \leftarrow \text{Attn}(\text{LN}_1(x))$ and then $x \leftarrow \text{MLP}(\text{LN}_2(x))$,
+#    with no "$x + \dots$". Which line of your `my_block_backward` changes? Predict what
+#    happens to $\partial L/\partial x^{(0)}$, the gradient that reaches the embeddings,
+#    as the number of blocks grows, then measure it: chain `layernorm_forward`,
+#    `self_attention_forward` and `mlp_forward` for each block, and their backwards in
+#    reverse, as `input_gradient` does in section 4.

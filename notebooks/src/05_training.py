@@ -20,6 +20,7 @@ import os
 QUICK = os.environ.get("MINIGPT_QUICK", "0") == "1"   # 1: the short run the tests use
 
 import time
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 
 from minigpt.config import GPTConfig
 from minigpt.data import CharDataset, format_conversation, load_conversations
+from minigpt.gradcheck import check, check_close
 from minigpt.model import GPT
 from minigpt.ops.loss import cross_entropy_backward, cross_entropy_forward
 from minigpt.ops.softmax import softmax_forward
@@ -201,9 +203,7 @@ assert all(np.all(np.isfinite(g)) for g in grads.values())
 _, c_loss = cross_entropy_forward(logits.astype(np.float64), y)
 dlogits = cross_entropy_backward(1.0, c_loss)                        # (B, T, V)
 assert np.allclose(dlogits.sum(axis=-1), 0, atol=1e-12)
-onehot = np.eye(config.vocab_size)[y]
-assert np.allclose(dlogits, (probs - onehot) / (B * T))
-print("one gradient per parameter, same shapes; dL/dlogits = (p - onehot) / N")
+print("one gradient per parameter, same shapes; every row of dL/dlogits sums to 0")
 
 norms = {k: float(np.linalg.norm(g)) for k, g in grads.items()}
 fig, ax = plt.subplots(figsize=(10, 3.8))
@@ -214,6 +214,44 @@ ax.set_ylabel("‖gradient‖")
 ax.set_title("Gradient size per parameter tensor, first batch")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **Exercise 1.** Write the fused cross-entropy backward (交叉熵的反向传播). The forward
+# below keeps what the backward needs: the probabilities `p`, shape $(B, T, V)$, and the
+# target ids `y`, shape $(B, T)$. The upstream gradient `dloss` is a scalar: 1.0 when
+# $L$ is the loss itself, anything else when $L$ is one term of a larger sum (the
+# checker passes a random one). Return
+#
+# $$\frac{\partial L}{\partial z_{b,t,v}} = \text{dloss}\cdot\frac{p_{b,t,v} - [v = y_{b,t}]}{N}, \qquad N = BT,$$
+#
+# vectorised, without a Python loop. `np.eye(V)[y]` is one way to get the one-hot rows.
+
+# %%
+def cross_entropy_with_cache(z, y):
+    """z: (B, T, V) logits, y: (B, T) target ids -> loss (float), cache (p, y)."""
+    loss, cache = cross_entropy_forward(z, y)
+    return loss, (cache.probs.reshape(z.shape), y)        # p: (B, T, V)
+
+
+def my_cross_entropy_backward(dloss, cache):
+    """dloss: scalar dL/dloss, cache: (p, y) -> {"z": dL/dz, (B, T, V)}."""
+    p, y = cache
+    # BEGIN SOLUTION
+    N = y.size                                            # B * T positions
+    onehot = np.eye(p.shape[-1])[y]                       # (B, T, V): 1 at each target
+    dz = dloss * (p - onehot) / N
+    # END SOLUTION
+    return {"z": dz}
+
+# %% tags=["check"]
+ex_rng = np.random.default_rng(5)
+inputs = {"z": 2 * ex_rng.standard_normal((2, 3, 7)), "y": ex_rng.integers(0, 7, size=(2, 3))}
+assert check("cross-entropy backward", cross_entropy_with_cache, my_cross_entropy_backward, inputs)
+
+# %% tags=["solution-only"]
+mine = my_cross_entropy_backward(1.0, (probs, y))["z"]     # the real batch, V = 1,340
+assert np.allclose(mine, dlogits, rtol=1e-10, atol=1e-15)
+print("my_cross_entropy_backward == minigpt.ops.loss.cross_entropy_backward on the batch")
 
 # %% [markdown]
 # ## Step 6 · Parameter update
@@ -228,17 +266,169 @@ plt.show()
 # $$\theta \leftarrow \theta - \eta\left(\frac{\hat m}{\sqrt{\hat v} + \epsilon} + \lambda\,\theta\right)$$
 #
 # The weight decay $\lambda\theta$ is added to the step, not to the gradient ("decoupled"),
-# and only matrices and embeddings decay. Two more guards: `clip_grad_norm` rescales all
-# gradients together when their global norm exceeds a limit,
-# $g \leftarrow g \cdot \min(1, c/\lVert g\rVert)$; and `lr_at` sets $\eta$ per step,
-# rising linearly during a warm-up, then following a cosine down to a floor:
+# and only matrices and embeddings decay. The step number $t$ counts from 1; since $m$
+# and $v$ start at zero, the bias corrections $1 - \beta^t$ undo their pull towards 0
+# in the first steps.
 #
-# $$\eta(t) = \eta_{\min} + \tfrac12\left(1 + \cos\frac{\pi(t - t_w)}{t_{\max} - t_w}\right)(\eta - \eta_{\min}).$$
+# **Exercise 2.** Write one AdamW update (AdamW 更新) for one array: given the parameter
+# `p`, its gradient `g`, its moments `m`, `v` and the step number `t`, return the new
+# `(p, m, v)`. Decay only arrays with `p.ndim >= 2` (weight matrices and embeddings);
+# biases and layer-norm gains and shifts are 1-D and do not decay. `my_adamw` below
+# runs your update over every array of a dict for several steps; the check compares
+# three steps with `minigpt.optim.AdamW.step` on copies of the same arrays.
+
+# %%
+def my_adamw_update(p, g, m, v, t, *, lr, beta1, beta2, eps, weight_decay):
+    """One AdamW update of one array at step t = 1, 2, ...; p, g, m, v: same shape.
+    -> the new (p, m, v)."""
+    # BEGIN SOLUTION
+    m = beta1 * m + (1 - beta1) * g                      # running mean of g
+    v = beta2 * v + (1 - beta2) * g**2                   # running mean of g^2
+    m_hat = m / (1 - beta1**t)                           # bias corrections
+    v_hat = v / (1 - beta2**t)
+    update = m_hat / (np.sqrt(v_hat) + eps)
+    if p.ndim >= 2:                                      # decoupled, matrices only
+        update = update + weight_decay * p
+    p = p - lr * update
+    # END SOLUTION
+    return p, m, v
+
+
+def my_adamw(params, grad_steps, hyper):
+    """my_adamw_update on every array, once per grads dict in grad_steps -> params.
+    hyper: lr, beta1, beta2, eps, weight_decay."""
+    m = {name: np.zeros_like(p) for name, p in params.items()}
+    v = {name: np.zeros_like(p) for name, p in params.items()}
+    for t, grads in enumerate(grad_steps, start=1):
+        for name in params:
+            params[name], m[name], v[name] = my_adamw_update(
+                params[name], grads[name], m[name], v[name], t, **hyper)
+    return params
+
+# %% tags=["check"]
+def minigpt_adamw(params, grad_steps, hyper):
+    """The same steps with minigpt.optim.AdamW (which updates params in place) -> params."""
+    opt = AdamW(params, lr=hyper["lr"], betas=(hyper["beta1"], hyper["beta2"]),
+                eps=hyper["eps"], weight_decay=hyper["weight_decay"])
+    for grads in grad_steps:
+        opt.step(grads)
+    return params
+
+
+ex_rng = np.random.default_rng(6)
+ex_params = {"wte": ex_rng.standard_normal((5, 3)),                 # a matrix: decays
+             "ln_f.w": 1 + 0.1 * ex_rng.standard_normal(3)}         # a gain: does not
+ex_grads = [{name: ex_rng.standard_normal(p.shape) for name, p in ex_params.items()}
+            for _ in range(3)]
+hyper = dict(lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1)
+assert check_close("AdamW step", my_adamw, minigpt_adamw, ex_params, ex_grads, hyper)
+
+# %% tags=["solution-only"]
+def real():
+    """A float64 copy of the model's parameters (the model's own arrays stay as they are)."""
+    return {name: p.astype(np.float64) for name, p in params.items()}
+
+
+real_grads = [{name: g.astype(np.float64) for name, g in grads.items()}]
+mine, theirs = my_adamw(real(), real_grads, hyper), minigpt_adamw(real(), real_grads, hyper)
+assert all(np.allclose(mine[name], theirs[name], rtol=1e-12, atol=0) for name in params)
+print(f"my_adamw == minigpt.optim.AdamW on all {len(params)} arrays of the model of step 2")
+
+# %% [markdown]
+# Two more guards. The first, `clip_grad_norm`, treats all gradient arrays as one long
+# vector: if its length, the global norm
 #
-# Checks: at step 1, $\hat m = g$ and $\sqrt{\hat v} = |g|$, so every parameter that does
-# not decay moves by $\eta\,|g|/(|g| + \epsilon)$, almost exactly $\eta$ whatever the size of
-# its gradient; clipping leaves a norm of at most $c$ and keeps the
-# direction; and one step lowers the loss on the batch it was computed from.
+# $$\lVert g\rVert = \sqrt{\textstyle\sum_{\text{arrays } a}\ \sum_i g_{a,i}^2},$$
+#
+# exceeds a limit $c$, every array is multiplied by the same factor $c/\lVert g\rVert$:
+# $g \leftarrow g \cdot \min(1, c/\lVert g\rVert)$. One factor for all keeps the
+# direction of the step and only shortens it, so one bad batch cannot throw the
+# parameters far.
+#
+# **Exercise 3.** Write the clipping rule (梯度裁剪). Scale the arrays of `grads` *in
+# place* (`g *= ...`: the optimiser reads the same arrays) and return the norm measured
+# *before* clipping, the number worth logging. The check tries one set of gradients
+# that needs clipping and one that does not.
+
+# %%
+def my_clip_grad_norm(grads, max_norm):
+    """grads: name -> array, scaled in place so their global norm is <= max_norm.
+    -> the global norm before clipping (a float)."""
+    # BEGIN SOLUTION
+    norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    if norm > max_norm:
+        for g in grads.values():
+            g *= max_norm / norm
+    # END SOLUTION
+    return norm
+
+# %% tags=["check"]
+def after_clipping(clip, cases):
+    """clip(grads, max_norm) for each case -> [(the norm it returned, the grads after)]."""
+    return [(clip(grads, max_norm), grads) for grads, max_norm in cases]
+
+
+ex_rng = np.random.default_rng(7)
+big = {"wte": 3 * ex_rng.standard_normal((5, 3)), "ln_f.w": ex_rng.standard_normal(3)}
+small = {"wte": 0.01 * ex_rng.standard_normal((5, 3)), "ln_f.w": np.full(3, 0.02)}
+cases = [(big, 1.0), (small, 1.0)]                   # norm ~12: clipped; ~0.05: not
+assert check_close("gradient clipping", partial(after_clipping, my_clip_grad_norm),
+                   partial(after_clipping, clip_grad_norm), cases)
+
+# %% tags=["solution-only"]
+real_grads = {name: g.astype(np.float64) for name, g in grads.items()}
+lib_grads = {name: g.copy() for name, g in real_grads.items()}
+assert np.isclose(my_clip_grad_norm(real_grads, 0.5), clip_grad_norm(lib_grads, 0.5))
+assert all(np.allclose(real_grads[k], lib_grads[k], rtol=1e-12, atol=0) for k in grads)
+print("my_clip_grad_norm == minigpt.optim.clip_grad_norm on the model's gradients")
+
+# %% [markdown]
+# The second guard is the learning-rate schedule (学习率调度) `lr_at`, which sets $\eta$
+# for each step $t$: a linear warm-up from 0 over the first $t_w$ steps, while Adam's
+# $v$ is still a poor estimate of the gradients' size, then a cosine from the peak
+# $\eta$ down to a floor $\eta_{\min}$ at $t_{\max}$, and the floor after that:
+#
+# $$\eta(t) = \begin{cases} \eta\, t / t_w & t < t_w \\
+#   \eta_{\min} + \tfrac12\left(1 + \cos\dfrac{\pi(t - t_w)}{t_{\max} - t_w}\right)(\eta - \eta_{\min}) & t_w \le t < t_{\max} \\
+#   \eta_{\min} & t \ge t_{\max} \end{cases}$$
+#
+# **Exercise 4.** Write it. The check compares your schedule with `lr_at` at every step
+# from 0 to 119, for a warm-up of 10 steps and $t_{\max} = 100$.
+
+# %%
+def my_lr_at(step, *, lr, min_lr, warmup_iters, max_iters):
+    """The learning rate at `step` (0, 1, ...): warm-up, cosine decay, floor."""
+    # BEGIN SOLUTION
+    if step < warmup_iters:
+        return lr * step / warmup_iters
+    if step >= max_iters:
+        return min_lr
+    r = (step - warmup_iters) / (max_iters - warmup_iters)     # 0 -> 1 over the decay
+    return min_lr + 0.5 * (1 + np.cos(np.pi * r)) * (lr - min_lr)
+    # END SOLUTION
+
+# %% tags=["check"]
+def lr_curve(lr_fn, steps, schedule):
+    """[lr_fn(step, **schedule) for each step]."""
+    return [lr_fn(step, **schedule) for step in steps]
+
+
+ex_schedule = dict(lr=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=100)
+assert check_close("learning-rate schedule", partial(lr_curve, my_lr_at),
+                   partial(lr_curve, lr_at), range(120), ex_schedule)
+
+# %% tags=["solution-only"]
+for edge in (dict(lr=1.0, min_lr=0.1, warmup_iters=0, max_iters=5),     # no warm-up
+             dict(lr=1.0, min_lr=0.1, warmup_iters=5, max_iters=5)):    # no decay
+    assert np.allclose(lr_curve(my_lr_at, range(8), edge), lr_curve(lr_at, range(8), edge))
+print("my_lr_at == minigpt.optim.lr_at, also without warm-up and without decay")
+
+# %% [markdown]
+# Now the library's three on the model of step 5. Checks: at step 1, $\hat m = g$ and
+# $\sqrt{\hat v} = |g|$, so every parameter that does not decay moves by
+# $\eta\,|g|/(|g| + \epsilon)$, almost exactly $\eta$ whatever the size of its gradient;
+# clipping leaves a norm of at most $c$ and keeps the direction; and one step lowers
+# the loss on the batch it was computed from.
 
 # %%
 lr = 3e-3
@@ -284,6 +474,66 @@ plt.show()
 # `config` of step 2), the same table the way the paper adds it (Vaswani et al. §3.4:
 # token embeddings drawn with std $C^{-1/2}$ and multiplied by $\sqrt{C}$,
 # `scale_embeddings=True`), and notebook 2's learned table.
+#
+# **Exercise 5.** First write the loop yourself (训练循环): for each batch `(x, y)`, the
+# forward with the loss, the backward, clipping at `max_norm`, and an AdamW step at
+# the learning rate `lr_at(it, **schedule)` of that step's index `it`. Name the loss
+# `loss`; the line after your code collects it. The check runs three steps on a tiny
+# float64 model, twice from the same start: once with your function, once with the
+# library's pieces in the check cell (try before you read that one), and compares the
+# losses and the final parameters.
+
+# %%
+def my_train_steps(model, opt, batches, schedule, max_norm):
+    """One training step per (x, y) in batches, step `it` at lr_at(it, **schedule).
+    -> the losses, one per step, each computed before its update."""
+    losses = []
+    for it, (xb, yb) in enumerate(batches):
+        # BEGIN SOLUTION
+        _, loss = model.forward(xb, yb)                  # steps 3 and 4
+        grads = model.backward()                         # step 5
+        clip_grad_norm(grads, max_norm)                  # step 6: clip,
+        opt.step(grads, lr=lr_at(it, **schedule))        #   then update
+        # END SOLUTION
+        losses.append(loss)
+    return losses
+
+# %% tags=["check"]
+def losses_and_params(train_steps, model, opt, batches, schedule, max_norm):
+    """Run train_steps -> (its losses, the model's parameters afterwards)."""
+    return train_steps(model, opt, batches, schedule, max_norm), model.params
+
+
+def minigpt_train_steps(model, opt, batches, schedule, max_norm):
+    """The reference: the five lines with minigpt's pieces."""
+    losses = []
+    for it, (xb, yb) in enumerate(batches):
+        losses.append(model.forward(xb, yb)[1])
+        grads = model.backward()
+        clip_grad_norm(grads, max_norm)
+        opt.step(grads, lr=lr_at(it, **schedule))
+    return losses
+
+
+tiny = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16,
+                     dtype="float64"), seed=0)
+tiny_opt = AdamW(tiny.params, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
+ex_rng = np.random.default_rng(8)
+tiny_batches = [(ex_rng.integers(0, 11, (2, 8)), ex_rng.integers(0, 11, (2, 8)))
+                for _ in range(3)]
+tiny_schedule = dict(lr=1e-2, min_lr=1e-3, warmup_iters=1, max_iters=3)
+assert check_close("five-line training loop", partial(losses_and_params, my_train_steps),
+                   partial(losses_and_params, minigpt_train_steps),
+                   tiny, tiny_opt, tiny_batches, tiny_schedule, 0.1)
+
+# %% tags=["solution-only"]
+fresh = GPT(config, seed=0)                        # overfit the batch of step 1
+fresh_opt = AdamW(fresh.params, lr=3e-3, betas=(0.9, 0.99), weight_decay=0.1)
+n = 5 if QUICK else 20
+losses = my_train_steps(fresh, fresh_opt, [(x, y)] * n,
+                        dict(lr=3e-3, min_lr=3e-4, warmup_iters=1, max_iters=n), 1.0)
+assert losses[-1] < losses[0] - 0.5
+print(f"my_train_steps, {n} steps on one batch: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 
 # %%
 val_batches = [data.get_batch("val", B, T, np.random.default_rng(100 + i)) for i in range(4)]
@@ -400,3 +650,25 @@ print(tok.decode(out[0]))
 # than the steps: the text's sinusoidal table trains as well as a learned one once the
 # token embeddings are of its size, and stalls near the character frequencies when they
 # are 35 times smaller.
+
+# %% [markdown]
+# ## Questions to think about (思考题)
+#
+# Answer in words, or with a small experiment in a new cell (a few lines each; the
+# training runs of question 2 take about half a minute apiece).
+#
+# 1. Why does the loss of a freshly initialised model start so close to $\log V$, and
+#    why does the scaled sinusoidal run start *above* it? What initial loss would you
+#    expect if the vocabulary had only the 96 printable ASCII characters?
+#    (Try: `GPT(config.replace(scale_embeddings=True), seed=0).forward(x, y)[1]`.)
+# 2. Train the scaled sinusoidal model of step 7 twice more: once without warm-up,
+#    once with a peak learning rate ten times larger. What happens to the loss in the
+#    first steps, to the validation loss at the end, and to the gradient norm that
+#    `clip_grad_norm` returns? Why does warm-up matter most for Adam in particular?
+#    (Try: `schedule = dict(schedule, warmup_iters=0)`, or
+#    `dict(schedule, lr=3e-2, min_lr=3e-3)`, then
+#    `train_from_scratch(config.replace(scale_embeddings=True))`.)
+# 3. `AdamW` decays only arrays with `ndim >= 2`. What would weight decay do to a
+#    layer-norm gain $\gamma$ if it were decayed too, and why is that not the
+#    regularisation we want? How many of this model's parameters decay, and how many
+#    do not? (Try: `sum(p.size for k, p in params.items() if opt.decays(k))`.)

@@ -17,7 +17,7 @@
 #
 # 1. train it (the `chat` preset; the tiny `tiny` preset in quick mode);
 # 2. talk to it with `generate_response`, in English and with the text's example;
-# 3. temperature and top-k, side by side;
+# 3. temperature, top-k and top-p, side by side, and two exercises on them;
 # 4. the model's uncertainty, character by character;
 # 5. where it looks: an attention map over a reply;
 # 6. the text's own §4 code, with Hugging Face Transformers, on this model.
@@ -39,11 +39,12 @@ import minigpt
 from minigpt.chat import Chatbot
 from minigpt.data import load_conversations
 from minigpt.generate import sample_next, stream
+from minigpt.gradcheck import check_close
 from minigpt.ops.attention import causal_mask
 from minigpt.ops.softmax import softmax_forward
 from minigpt.plots import draw_losses
 from minigpt.presets import PRESETS
-from minigpt.train import train
+from minigpt.train import saved_run, train
 
 np.set_printoptions(precision=4, suppress=True)
 
@@ -90,12 +91,23 @@ def char_label(token):
 # loss plotted below is the smoothed one; the estimates on both splits are the plain
 # cross-entropy.
 
+#
+# In a class, one trained model is enough for everyone: the teacher runs this notebook
+# (or `python -m minigpt train`) once and shares the checkpoint file; each student
+# sets `MINIGPT_CHECKPOINT` to that file before starting Jupyter, and this cell loads
+# it instead of training (`minigpt.train.saved_run`).
+
 # %%
 PRESET = "tiny" if QUICK else "chat"
 OUT_DIR = (tempfile.mkdtemp(prefix="minigpt-notebook06-") if QUICK
            else os.path.join("..", "out", "notebook06"))
+SHARED = os.environ.get("MINIGPT_CHECKPOINT")       # a checkpoint the teacher shared
 print(f"preset {PRESET!r}\nmodel: {PRESETS[PRESET].model}\ntraining: {PRESETS[PRESET].train}")
-result = train(PRESET, out_dir=OUT_DIR, progress=False)
+if SHARED:
+    result = saved_run(SHARED)
+    print(f"loaded {result.checkpoint} ({result.iters} steps) instead of training")
+else:
+    result = train(PRESET, out_dir=OUT_DIR, progress=False)
 CKPT = result.checkpoint
 
 # %% [markdown]
@@ -201,7 +213,7 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# ## 3. Temperature and top-k
+# ## 3. Temperature, top-k and top-p
 #
 # Greedy decoding always gives the same reply. To vary it we *sample* the next
 # character instead, from a reshaped distribution. Temperature $\tau$ divides the
@@ -249,6 +261,142 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ### Exercises: the distribution behind `sample_next`
+#
+# `sample_next` returns the token it drew, not the distribution it drew it from. In the
+# two exercises you write that distribution, and the check compares it with the library
+# by sampling from both with the same seed. `sample_next(np.log(p))` draws from your
+# `p` (the softmax of $\log p$ is $p$ again, and $\log 0 = -\infty$ is never drawn);
+# with the same seed it uses the same uniform number per row as
+# `sample_next(logits, **setting)`, so the two pick the same token in every one of 2,000
+# rows when the distributions agree, and in many rows not when they differ. The check
+# also compares your rows' sums with 1, which sampling alone cannot see
+# (`sample_next` scales its uniform number by the row's total).
+
+# %%
+def drawn_from(probs_fn, settings):
+    """A function (logits (B, V), seed) -> [(ids (B,), row sums (B,)) per setting]:
+    the tokens sample_next draws from probs_fn(logits, **setting), and that
+    distribution's row sums."""
+    def draw(logits, seed):
+        out = []
+        for setting in settings:
+            p = probs_fn(logits, **setting)
+            with np.errstate(divide="ignore", invalid="ignore"):    # log 0 = -inf
+                out.append((sample_next(np.log(p), rng=seed), p.sum(axis=-1)))
+        return out
+    return draw
+
+
+def drawn_by_minigpt(settings):
+    """The same, for sample_next(logits, **setting) itself (its rows sum to 1)."""
+    def draw(logits, seed):
+        return [(sample_next(logits, rng=seed, **setting), np.ones(len(logits)))
+                for setting in settings]
+    return draw
+
+
+check_rng = np.random.default_rng(6)
+tied_logits = check_rng.integers(-4, 5, size=(2000, 12)).astype(np.float64)  # many ties
+smooth_logits = 2.0 * check_rng.standard_normal((2000, 12))                  # no ties
+print("rows with a tie at the 3rd highest score:",
+      int((np.sort(tied_logits, axis=-1)[:, -3] == np.sort(tied_logits, axis=-1)[:, -4]).sum()),
+      "of", len(tied_logits))
+
+# %% [markdown]
+# **Exercise 1.** Write `my_sampling_probs(logits, temperature, top_k)`: for scores
+# `logits` of shape `(B, V)`, the distribution $p_{\tau,k}$ that `sample_next` samples
+# from. Divide by the temperature. If `top_k` is an int (and less than $V$), find each
+# row's $k$-th highest score and give every score *below* it the value $-\infty$, so
+# that its probability becomes 0; scores *equal* to the $k$-th are kept, as the library
+# keeps them (a row with ties keeps more than $k$ tokens; the check's scores are
+# integers, full of ties). `top_k=None` keeps every token. Then the softmax of each row
+# (`softmax_forward(z)` returns `(p, cache)`). Return `p`, `(B, V)`.
+
+# %%
+def my_sampling_probs(logits, temperature=1.0, top_k=None):
+    """logits: (B, V) -> p (B, V): softmax(logits / temperature) over each row's
+    top_k highest scores (ties at the k-th kept), 0 elsewhere; rows sum to 1."""
+    # BEGIN SOLUTION
+    z = logits / temperature
+    if top_k is not None and top_k < z.shape[-1]:
+        kth = np.sort(z, axis=-1)[:, [-top_k]]               # (B, 1) the k-th highest
+        z = np.where(z < kth, -np.inf, z)                    # below it: never drawn
+    p, _ = softmax_forward(z)
+    # END SOLUTION
+    return p
+
+# %% tags=["check"]
+k_settings = [dict(temperature=1.0, top_k=None), dict(temperature=0.5, top_k=3),
+              dict(temperature=2.0, top_k=1)]                # result[i]: setting i
+assert check_close("temperature + top-k", drawn_from(my_sampling_probs, k_settings),
+                   drawn_by_minigpt(k_settings), tied_logits, 0)
+
+# %% tags=["solution-only"]
+for s, freq in zip(settings, freqs):         # the 4000 draws per setting of the plot above
+    assert np.abs(freq - my_sampling_probs(logits[None], **s)[0]).max() < 0.04
+print("my_sampling_probs gives the distributions the draws for the plot above followed")
+
+# %% [markdown]
+# ### Top-p (nucleus) sampling
+#
+# Top-$k$ keeps the same number of characters whether the model is sure or not. *Nucleus
+# sampling* (top-p, Holtzman et al. 2019) keeps instead the smallest set of the most
+# likely characters whose probabilities add up to at least $p$: one character when the
+# model is sure, dozens when it is not. Sort one row's probabilities in decreasing
+# order, $p_{(1)} \ge p_{(2)} \ge \dots \ge p_{(V)}$; the $i$-th is kept when the mass
+# ranked above it is still short of $p$,
+#
+# $$\text{keep } (i) \iff \sum_{j<i} p_{(j)} < p,$$
+#
+# so the most likely character is always kept, and the last one kept is the one whose
+# probability carries the sum to $p$ or past it. The kept probabilities are then divided
+# by their sum. `sample_next` applies top-p after temperature and top-$k$, to their
+# $p_{\tau,k}$.
+#
+# **Exercise 2.** Write `my_top_p(p, top_p)`: `p` is `(B, V)`, each row a distribution;
+# return the nucleus of each row, renormalised, `(B, V)`, in the original order of the
+# tokens. `np.argsort(-p, axis=-1)` gives each row's order, most likely first;
+# `np.take_along_axis` reads a row in that order and `np.put_along_axis` writes back to
+# where the tokens were; `np.cumsum(..., axis=-1)` adds up along a row. (The check's
+# scores have no ties, so the order among equal probabilities does not matter here;
+# the library puts the lower token id first.)
+
+# %%
+def my_top_p(p, top_p):
+    """p: (B, V) rows summing to 1 -> (B, V): each row's nucleus (the smallest set of
+    most likely tokens with mass >= top_p), renormalised; 0 elsewhere."""
+    # BEGIN SOLUTION
+    order = np.argsort(-p, axis=-1, kind="stable")           # (B, V) most likely first
+    p_sorted = np.take_along_axis(p, order, axis=-1)
+    before = np.cumsum(p_sorted, axis=-1) - p_sorted         # mass ranked above each
+    keep = np.zeros(p.shape, dtype=bool)
+    np.put_along_axis(keep, order, before < top_p, axis=-1)  # back to token order
+    p = np.where(keep, p, 0.0)
+    p = p / p.sum(axis=-1, keepdims=True)
+    # END SOLUTION
+    return p
+
+# %% tags=["check"]
+p_settings = [dict(top_p=0.5), dict(top_p=0.9), dict(top_p=0.999)]   # result[i]: setting i
+def my_nucleus(logits, top_p):
+    """The nucleus of softmax(logits) by my_top_p: top-p at temperature 1, no top-k."""
+    return my_top_p(softmax_forward(logits)[0], top_p)
+
+
+assert check_close("top-p", drawn_from(my_nucleus, p_settings), drawn_by_minigpt(p_settings),
+                   smooth_logits, 0)
+
+# %% tags=["solution-only"]
+p_hello, _ = softmax_forward(logits)                           # the reply to 'Hello', step 1
+for top_p in (0.5, 0.9, 0.99):
+    nucleus = my_top_p(p_hello[None], top_p)[0]
+    draws = sample_next(np.tile(logits, (n_draws, 1)), top_p=top_p, rng=1)
+    assert set(np.unique(draws)) <= set(np.flatnonzero(nucleus))   # drawn only from it
+    print(f"top_p = {top_p}: the nucleus of the first character of the reply to 'Hello' "
+          f"holds {np.count_nonzero(nucleus)} of {tok.vocab_size} characters")
+
+# %% [markdown]
 # The same settings on whole replies (each with its own fixed seed, so this cell prints
 # the same replies every time it runs):
 
@@ -256,7 +404,8 @@ plt.show()
 rows = []
 for s in [dict(greedy=True), dict(greedy=False, temperature=0.5),
           dict(greedy=False, temperature=1.0), dict(greedy=False, temperature=2.0),
-          dict(greedy=False, temperature=1.0, top_k=5)]:
+          dict(greedy=False, temperature=1.0, top_k=5),
+          dict(greedy=False, temperature=1.0, top_p=0.9)]:
     sampler = Chatbot(model, tok, seed=0, **s)
     cells = []
     for line in ("Hello", "What is AI?"):
@@ -487,3 +636,28 @@ if RUN_TEXT_CODE:
 # character, when to stop, how sure, where it looked) is an array we can inspect. And
 # it is GPT-2 in all but size: exported, it runs in Hugging Face Transformers under the
 # text's own §4 code and gives the same replies.
+
+# %% [markdown]
+# ## Questions to think about (思考题)
+#
+# Answer in words, or with a few lines of code in a new cell (the functions of this
+# notebook are enough: `bot.reply`, `reply_steps`, `Chatbot(model, tok, greedy=False,
+# ...)`, `my_sampling_probs`).
+#
+# 1. **Why can greedy decoding loop forever?** Greedy decoding (贪心解码) picks the
+#    next character as a fixed function of the last `block_size` characters. What
+#    happens once the window holds the same characters as it did some steps earlier?
+#    Try `bot.reset(); bot.reply("You are not immortal")`, then look at the
+#    probabilities `reply_steps` returns for the repeated part: how sure is the model
+#    of each character it repeats? Why does sampling, even at $\tau = 0.5$, usually get
+#    out?
+# 2. **What do $\tau \to 0$ and $\tau \to \infty$ do?** Say what $p_\tau$ becomes at each
+#    end, and which decoding each one turns into; then check with
+#    `my_sampling_probs(logits[None], τ)` at $\tau = 0.01$ and $\tau = 100$ (its largest
+#    probability, its entropy beside $\log_2 V$). What does top-$k$ change at
+#    $\tau \to \infty$? Which end does the $\tau = 2$ row of the replies table look like?
+# 3. **Why does a reply stop, and who decides?** Nothing in `generate` knows what an
+#    answer is. What in the training data taught the model to write `<|end|>`, and what
+#    stops a reply that never writes it? Can top-$k$ or top-$p$ make a reply *less*
+#    likely to end? (Think of a step where `<|end|>` is the fourth most likely
+#    character, with 5% of the probability.)
