@@ -9,6 +9,7 @@ must make its check cell print FAIL, and in the solution notebooks the same chec
 cells print PASS.
 """
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -119,3 +120,16 @@ def test_kernel_is_this_interpreter():
         "import sys, minigpt\nprint(sys.executable)")])
     build.execute(nb, quick=True, timeout=60)
     assert stdout_of(nb.cells[0]).strip() == sys.executable
+
+
+def test_notebook_06_uses_a_shared_checkpoint_instead_of_training(tmp_path, monkeypatch):
+    """A class shares one trained model: MINIGPT_CHECKPOINT makes notebook 6 load it."""
+    from minigpt.train import train
+    run = tmp_path / "shared"
+    train("tiny", out_dir=str(run), progress=False, out=open(os.devnull, "w"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("MINIGPT_CHECKPOINT", str(run / "ckpt.npz"))
+    nb = build.execute(build.build("06_chat"), quick=True, timeout=CELL_TIMEOUT)
+    out = "\n".join(stdout_of(c) for c in nb.cells if c.cell_type == "code")
+    assert f"loaded {run / 'ckpt.npz'} (20 steps) instead of training" in out
+    assert "iter " not in out                    # no training log: nothing was trained
