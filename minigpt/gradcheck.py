@@ -277,13 +277,8 @@ def check(name, forward, backward, inputs, **kwargs):
     typo) is a FAIL that names the error and the line it came from, not a traceback
     that stops the notebook. kwargs go to gradcheck (wrt, threshold, ...).
     """
-    try:
-        report = gradcheck(forward, backward, inputs, **kwargs)
-    except NotImplementedError:
-        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
-        return False
-    except Exception as error:          # a bug in the code under check: report it
-        print(f"FAIL {name}: {type(error).__name__}: {error} ({_where(error)})")
+    ran, report = _run_yours(name, lambda: gradcheck(forward, backward, inputs, **kwargs))
+    if not ran:
         return False
     worst = max(report.checks, key=lambda c: c.rel_error)
     print(f"{'PASS' if report.ok else 'FAIL'} {name}: max rel error {worst.rel_error:.1e} "
@@ -303,18 +298,25 @@ def check_close(name, mine, reference, *args, rtol=1e-7, atol=1e-12):
     FAIL that says so, as in check().
     """
     import copy
-    try:
-        got = mine(*copy.deepcopy(args))
-    except NotImplementedError:
-        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
-        return False
-    except Exception as error:          # a bug in the code under check: report it
-        print(f"FAIL {name}: {type(error).__name__}: {error} ({_where(error)})")
+    ran, got = _run_yours(name, lambda: mine(*copy.deepcopy(args)))
+    if not ran:
         return False
     want = reference(*copy.deepcopy(args))
     problem = _difference(got, want, rtol, atol)
     print(f"FAIL {name}: {problem}" if problem else f"PASS {name}: matches minigpt's")
     return problem is None
+
+
+def _run_yours(name, run):
+    """(True, run()), or (False, None) after printing the FAIL line for a function that
+    is not written yet (NotImplementedError) or raises (a bug in the code under check)."""
+    try:
+        return True, run()
+    except NotImplementedError:
+        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
+    except Exception as error:
+        print(f"FAIL {name}: {type(error).__name__}: {error} ({_where(error)})")
+    return False, None
 
 
 def _difference(got, want, rtol, atol, where="the result"):
