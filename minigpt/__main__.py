@@ -181,6 +181,9 @@ def build_parser():
     p = sub.add_parser("chat", help="talk to a trained model", allow_abbrev=False,
                        description="A chat REPL. Piped input: one reply line per input line.")
     _sampling_options(p, greedy_default=True)
+    p.add_argument("--lang", choices=("en", "zh"), default=None,
+                   help="language of the chat's own messages (default: zh if the locale is "
+                        "Chinese, else en)")
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("sample", help="free-running text from a trained model",
@@ -307,10 +310,15 @@ def _reconfigure_streams():
 
 
 def cmd_chat(args):
-    from .chat import Chatbot, run_chat
+    from .chat import MESSAGES, Chatbot, chat_language, default_checkpoint, run_chat
     decoding = _decoding(args, greedy_default=True)
-    bot = Chatbot.load(args.checkpoint, max_new_tokens=args.max_new_tokens or 256,
-                       seed=args.seed, **decoding)
+    lang = chat_language(args.lang)
+    try:
+        bot = Chatbot.load(args.checkpoint, max_new_tokens=args.max_new_tokens or 256,
+                           seed=args.seed, lang=lang, **decoding)
+    except CheckpointNotFoundError:
+        path = args.checkpoint or default_checkpoint()
+        raise CheckpointNotFoundError(MESSAGES[lang]["not_found"].format(path=path)) from None
     _reconfigure_streams()
     return run_chat(bot)
 

@@ -21,6 +21,7 @@ to its last characters, with a note. Notes go to stderr, replies to stdout.
 """
 from __future__ import annotations
 
+import locale
 import os
 import sys
 
@@ -53,7 +54,7 @@ class Chatbot:
     """
 
     def __init__(self, model, tokenizer, *, max_new_tokens=256, greedy=True,
-                 temperature=1.0, top_k=None, top_p=None, seed=None, slide=None):
+                 temperature=1.0, top_k=None, top_p=None, seed=None, slide=None, lang="en"):
         check_sampling_args(max_new_tokens, temperature, top_k, top_p, greedy)
         check_slide(slide, model.config.block_size)
         self.model, self.tokenizer = model, tokenizer
@@ -63,6 +64,8 @@ class Chatbot:
         self.rng = None if greedy else make_rng(seed)
         self.history = np.zeros(0, dtype=np.int64)   # the conversation, <= block_size ids
         self.notes = []                              # notes about the last line read
+        self.lang = chat_language(lang)              # "en" or "zh": of notes and the REPL
+        self.text = MESSAGES[self.lang]
 
     @classmethod
     def load(cls, path=None, **kwargs) -> "Chatbot":
@@ -90,12 +93,13 @@ class Chatbot:
         # allow_special=False: typing "<|end|>" is text, not a marker.
         said = tok.encode(text, allow_special=False)
         if tok.last_dropped:
-            self.notes.append(tok.unknown_note())
+            n, shown = tok.dropped_summary()
+            self.notes.append(self.text["dropped"].format(n=n, s="s" if n != 1 else "",
+                                                          shown=shown))
         room = block - 3                        # <|user|> ... <|end|><|bot|>
         if len(said) > room:
             said = said[-room:]
-            self.notes.append(f"note: the line is longer than the model's context; only its "
-                              f"last {room} characters are used")
+            self.notes.append(self.text["cropped"].format(room=room))
         turn = np.concatenate([[tok.stoi[USER]], said, [tok.stoi[END], tok.stoi[BOT]]])
         return np.concatenate([self.history, turn]).astype(np.int64)[-block:]
 
@@ -154,19 +158,63 @@ def generate_response(text: str, checkpoint=None) -> str:
 
 
 # ----------------------------------------------------------------------------- REPL
-EOF_KEY = "Ctrl-Z then Enter" if os.name == "nt" else "Ctrl-D"
-COMMANDS = {                      # what the interactive chat does with these lines
-    "/help": "list these commands",
-    "/reset": "forget the conversation (the model sees only what follows)",
-    "/quit": f"leave (also /exit, or {EOF_KEY})",
+EOF_KEY = {"en": "Ctrl-Z then Enter" if os.name == "nt" else "Ctrl-D",
+           "zh": "Ctrl-Z 后回车" if os.name == "nt" else "Ctrl-D"}
+MESSAGES = {     # what the chat says, in English and in Chinese (python -m minigpt chat --lang)
+    "en": {
+        "banner": "minigpt chat: type a line and press Enter. /help lists the commands; "
+                  f"Ctrl-C stops a reply; {EOF_KEY['en']} (or /quit) leaves.",
+        "commands": {"/help": "list these commands",
+                     "/reset": "forget the conversation (the model sees only what follows)",
+                     "/quit": f"leave (also /exit, or {EOF_KEY['en']})"},
+        "help_head": "commands:", "help_tail": "anything else is sent to the model as your line",
+        "forgotten": "(conversation forgotten)",
+        "unknown": "unknown command {command}; /help lists the commands",
+        "interrupted": "(reply interrupted)",
+        "dropped": "note: dropped {n} character{s} not in the vocabulary: {shown}",
+        "cropped": "note: the line is longer than the model's context; only its last {room} "
+                   "characters are used",
+        "not_found": "checkpoint not found: {path}\n" + TRAIN_HINT,
+    },
+    "zh": {
+        "banner": "minigpt 对话：输入一行文字后按回车。/help 列出命令；Ctrl-C 停止当前回复；"
+                  f"{EOF_KEY['zh']}（或 /quit）退出。",
+        "commands": {"/help": "列出这些命令",
+                     "/reset": "忘掉前面的对话（模型只看到此后的内容）",
+                     "/quit": f"退出（也可以用 /exit 或 {EOF_KEY['zh']}）"},
+        "help_head": "命令：", "help_tail": "其他输入都会作为你说的话发给模型",
+        "forgotten": "（已忘掉前面的对话）",
+        "unknown": "没有 {command} 这个命令；/help 列出所有命令",
+        "interrupted": "（回复已中断）",
+        "dropped": "提示：词表里没有的 {n} 个字符被略去了：{shown}",
+        "cropped": "提示：这一行比模型的上下文长，只用了最后 {room} 个字符",
+        "not_found": "找不到检查点文件：{path}\n请先训练一个：make train（或 python -m minigpt "
+                     "train）",
+    },
 }
-BANNER = ("minigpt chat: type a line and press Enter. /help lists the commands; "
-          f"Ctrl-C stops a reply; {EOF_KEY} (or /quit) leaves.")
+COMMANDS = MESSAGES["en"]["commands"]
+BANNER = MESSAGES["en"]["banner"]
 
 
-def help_text() -> str:
-    return "commands:\n" + "\n".join(f"  {name:<7} {what}" for name, what in COMMANDS.items()) \
-        + "\nanything else is sent to the model as your line"
+def chat_language(lang=None, environ=None) -> str:
+    """"en" or "zh": `lang` if given, else Chinese when the locale is (LC_ALL,
+    LC_MESSAGES or LANG starting with "zh", or a Windows locale named Chinese)."""
+    if lang is not None:
+        if lang not in MESSAGES:
+            raise ValueError(f"--lang must be one of {sorted(MESSAGES)}, got {lang!r}")
+        return lang
+    environ = os.environ if environ is None else environ
+    names = [environ.get(k, "") for k in ("LC_ALL", "LC_MESSAGES", "LANG")]
+    if os.name == "nt" and not any(names):
+        names = [locale.getlocale()[0] or ""]
+    name = next((n for n in names if n), "")
+    return "zh" if name.lower().startswith(("zh", "chinese")) else "en"
+
+
+def help_text(lang="en") -> str:
+    text = MESSAGES[lang]
+    return text["help_head"] + "\n" + "\n".join(
+        f"  {name:<7} {what}" for name, what in text["commands"].items()) + "\n" + text["help_tail"]
 
 
 def run_chat(bot: Chatbot, stdin=None, stdout=None, stderr=None, interactive=None) -> int:
@@ -178,14 +226,17 @@ def run_chat(bot: Chatbot, stdin=None, stdout=None, stderr=None, interactive=Non
     (newlines inside a reply are printed as spaces), so it can be scripted.
     Either way: an empty line is skipped, EOF ends with status 0, Ctrl-C during a
     reply abandons it and reads the next line, Ctrl-C while waiting for a line quits.
-    Interactive only (piped lines all go to the model): the COMMANDS, /help listing
-    them, and any other one-word line starting with "/" is an unknown command.
+    Interactive only (piped lines all go to the model): the commands of MESSAGES,
+    /help listing them, and any other one-word line starting with "/" is an unknown
+    command. The banner, notes and messages are in the bot's language (bot.lang).
     """
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     if interactive is None:
         interactive = stdin.isatty() and stdout.isatty()
+    lang = getattr(bot, "lang", "en")                    # the bot's language
+    text_of = MESSAGES[lang]
     if interactive:
-        print(BANNER, file=stdout, flush=True)
+        print(text_of["banner"], file=stdout, flush=True)
     while True:
         try:
             if interactive:
@@ -207,14 +258,13 @@ def run_chat(bot: Chatbot, stdin=None, stdout=None, stderr=None, interactive=Non
             return 0
         if interactive and text == "/reset":
             bot.reset()
-            print("(conversation forgotten)", file=stdout, flush=True)
+            print(text_of["forgotten"], file=stdout, flush=True)
             continue
         if interactive and text == "/help":
-            print(help_text(), file=stdout, flush=True)
+            print(help_text(lang), file=stdout, flush=True)
             continue
         if interactive and text.startswith("/") and " " not in text:
-            print(f"unknown command {text}; /help lists the commands", file=stdout,
-                  flush=True)
+            print(text_of["unknown"].format(command=text), file=stdout, flush=True)
             continue
         pieces = bot.stream_reply(text)
         for note in bot.notes:
@@ -230,7 +280,7 @@ def run_chat(bot: Chatbot, stdin=None, stdout=None, stderr=None, interactive=Non
         except KeyboardInterrupt:
             pieces.close()
             stdout.write("\n")
-            print("(reply interrupted)", file=stderr, flush=True)
+            print(text_of["interrupted"], file=stderr, flush=True)
 
 
 def run_sample(model, tokenizer, prompt=USER, max_new_tokens=500, stdout=None, **sampling):

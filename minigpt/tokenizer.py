@@ -142,10 +142,15 @@ class CharTokenizer:
         """A one-line note about the characters the last encode() dropped ('' if none)."""
         if not self.last_dropped:
             return ""
-        n = len(self.last_dropped)
+        n, shown = self.dropped_summary()
+        return f"note: dropped {n} character{'s' if n != 1 else ''} not in the vocabulary: {shown}"
+
+    def dropped_summary(self) -> tuple[int, str]:
+        """(how many characters the last encode() dropped, the first ten distinct ones
+        as "'a', 'b', ..."), for a note in any language."""
         unique = list(dict.fromkeys(self.last_dropped))  # first-seen order, no repeats
         shown = ", ".join(repr(c) for c in unique[:10]) + (", ..." if len(unique) > 10 else "")
-        return f"note: dropped {n} character{'s' if n != 1 else ''} not in the vocabulary: {shown}"
+        return len(self.last_dropped), shown
 
     def to_dict(self) -> dict:
         """A JSON-able description that from_dict turns back into the same tokenizer."""

@@ -259,3 +259,27 @@ def test_piped_chat_sends_every_line_to_the_model():
     assert run_chat(bot, io.StringIO("/help\nHi\n"), stdout, io.StringIO(),
                     interactive=False) == 0
     assert bot.lines == ["/help", "Hi"] and stdout.getvalue() == "ok\nok\n"
+
+
+def test_chat_speaks_chinese_with_lang_zh_or_a_chinese_locale(monkeypatch, bot):
+    from minigpt.chat import chat_language
+    assert chat_language(environ={"LANG": "zh_CN.UTF-8"}) == "zh"
+    assert chat_language(environ={"LANG": "zh_TW.UTF-8"}) == "zh"
+    assert chat_language(environ={"LANG": "en_US.UTF-8"}) == "en"
+    assert chat_language(environ={"LC_ALL": "en_GB.UTF-8", "LANG": "zh_CN.UTF-8"}) == "en"
+    assert chat_language("zh", environ={"LANG": "en_US.UTF-8"}) == "zh"
+    with pytest.raises(ValueError, match="--lang"):
+        chat_language("fr")
+    typed = iter(["/help", "/nope", "/reset", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
+    zh_bot, stdout = RecordingBot(), io.StringIO()
+    zh_bot.lang = "zh"
+    assert run_chat(zh_bot, io.StringIO(), stdout, io.StringIO(), interactive=True) == 0
+    out = stdout.getvalue()
+    assert out.startswith("minigpt 对话") and "命令：" in out and "没有 /nope 这个命令" in out
+    assert "（已忘掉前面的对话）" in out and zh_bot.lines == []
+    # the notes about a line, too
+    chinese = Chatbot(bot.model, bot.tokenizer, max_new_tokens=2, lang="zh")
+    chinese.prompt("\U0001F600" + "a" * 40)
+    assert chinese.notes[0].startswith("提示：词表里没有的 1 个字符被略去了")
+    assert chinese.notes[1].startswith("提示：这一行比模型的上下文长")
