@@ -14,7 +14,7 @@ reaches max_iters ends with the chat checks (word validity and greetings,
 minigpt.evaluate).
 
 The functions below, in the order a run calls them:
-    train()      a new run, or the saved one to resume (_saved_run); then _run():
+    train()      a new run, or the saved one to resume (_run_to_resume); then _run():
     _announce()  what will be trained, and where it is saved
     _loop()      _step() after _step(), with _evaluate() and _save() every eval_interval
     _finish()    the run is complete: last estimate and save, then the chat checks
@@ -186,7 +186,7 @@ def train(preset="chat", *, resume=False, stop_at=None, progress=True, out=None,
                   f"releasing {lock.path}; taking it over", file=out)
         remove_stale_temps(train_cfg.out_dir, (CHECKPOINT_NAME, PLOT_NAME))
         if resume:
-            model, tokenizer, opt, train_cfg, start, history = _saved_run(ckpt, model_kw,
+            model, tokenizer, opt, train_cfg, start, history = _run_to_resume(ckpt, model_kw,
                                                                           train_kw)
             check_run_fits(model.config, train_cfg.batch_size)
             data = build_dataset(train_cfg, tokenizer)
@@ -226,7 +226,7 @@ def check_run_fits(config, batch_size):
                          f"limit is {MAX_RUN_BYTES / 2**30:.0f} GiB")
 
 
-def _saved_run(ckpt, model_kw, train_kw):
+def _run_to_resume(ckpt, model_kw, train_kw):
     """The run saved in ckpt, to resume: (model, tokenizer, opt, TrainConfig, it, history).
 
     Its TrainConfig gets train_kw; model_kw may only repeat the model's shape.
