@@ -1,4 +1,5 @@
-"""The loss curve of a training run, drawn to a PNG (train() writes loss.png).
+"""The loss curve of a training run, drawn to a PNG (train() writes loss.png), and
+the font that lets any plot show Chinese.
 
 history is what a run records (and its checkpoint keeps):
     {"loss": [loss of step 0, step 1, ...],
@@ -6,7 +7,26 @@ history is what a run records (and its checkpoint keeps):
 """
 from __future__ import annotations
 
+import os
+
 from .checkpoint import write_atomically
+
+CJK_FONT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fonts", "minigpt-cjk.otf")
+
+
+def use_cjk_font():
+    """Let matplotlib draw Chinese characters, on any machine: register the font minigpt
+    ships (minigpt/fonts/: the corpus's and the notebooks' characters from Noto Sans
+    CJK SC, under the SIL Open Font License) and make it the fallback of the default
+    family: matplotlib then draws each character with the first font of
+    rcParams["font.family"] that has it (Latin with the default, Chinese with ours).
+    Returns its family name."""
+    from matplotlib import font_manager, rcParams
+    font_manager.fontManager.addfont(CJK_FONT)
+    name = font_manager.FontProperties(fname=CJK_FONT).get_name()
+    families = [f for f in rcParams["font.family"] if f != name]
+    rcParams["font.family"] = families + [name]
+    return name
 
 
 def draw_losses(ax, history, label_smoothing=0.0):

@@ -76,3 +76,31 @@ def test_cross_entropy_is_finite_for_huge_logits():
         assert np.isfinite(loss) and np.all(np.isfinite(dlogits))
         assert abs(loss - 2e4 / 2 - 2e4 / 2) / 2e4 < 1e-3     # -log p = 2e4 for both rows
         np.testing.assert_allclose(dlogits.sum(axis=-1), 0.0, atol=1e-6)
+
+
+def test_the_shipped_font_draws_every_character_of_the_corpus():
+    """minigpt.plots.use_cjk_font: any plot can show any corpus character (Chinese
+    included) on a machine without a CJK font; a missing glyph is a warning to catch."""
+    import io
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from minigpt.data import load_conversations
+    from minigpt.plots import use_cjk_font
+    chars = sorted({c for conv in load_conversations() for line in conv for c in line})
+    assert sum(ord(c) > 0x2E80 for c in chars) > 900         # the corpus is part Chinese
+    family = use_cjk_font()
+    assert family == "minigpt CJK"
+    fig = Figure(figsize=(8, 8))
+    ax = fig.subplots()
+    for i in range(0, len(chars), 50):
+        ax.text(0, i / len(chars), "".join(chars[i:i + 50]))
+    ax.set_title("你好，我是人类，请问你是谁？")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(io.BytesIO(), format="png", dpi=40)     # drawing is when glyphs are looked up
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert not missing, missing[:5]

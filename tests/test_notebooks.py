@@ -68,6 +68,9 @@ def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
     for cell in check_cells(nb):       # solution notebooks: every exercise check passes
         lines = stdout_of(cell).splitlines()
         assert len(lines) == 1 and lines[0].startswith("PASS "), lines
+    stderr = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.outputs if o.get("name") == "stderr")
+    assert "missing from font" not in stderr, stderr      # every character a plot draws
 
 
 @pytest.mark.parametrize("name", build.EXERCISE_SOURCES)

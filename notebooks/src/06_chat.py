@@ -42,21 +42,18 @@ from minigpt.generate import sample_next, stream
 from minigpt.gradcheck import check_close
 from minigpt.ops.attention import causal_mask
 from minigpt.ops.softmax import softmax_forward
-from minigpt.plots import draw_losses
+from minigpt.plots import draw_losses, use_cjk_font
 from minigpt.presets import PRESETS
 from minigpt.train import saved_run, train
 
 np.set_printoptions(precision=4, suppress=True)
 
-# Plots label characters. Chinese ones need a CJK font; use one if the machine has it,
-# and label any character the font cannot draw by its code point instead.
-CJK_FONT = next((f.name for f in font_manager.fontManager.ttflist
-                 if any(k in f.name for k in ("CJK", "WenQuanYi", "YaHei", "SimHei", "PingFang",
-                                              "Heiti", "Source Han", "Noto Sans SC"))), None)
-if CJK_FONT:
-    plt.rcParams["font.sans-serif"] = [CJK_FONT] + plt.rcParams["font.sans-serif"]
-LABEL_FONT = FT2Font(font_manager.findfont(
-    font_manager.FontProperties(family=plt.rcParams["font.sans-serif"])))
+# Plots label characters, Chinese ones too. minigpt ships a font with every character
+# of the corpus (minigpt/fonts/, from Noto Sans CJK SC), which matplotlib uses wherever
+# the default font has no glyph; a character neither has is labelled by its code point.
+use_cjk_font()
+LABEL_FONTS = [FT2Font(font_manager.findfont(font_manager.FontProperties(family=[family])))
+               for family in plt.rcParams["font.family"]]
 
 
 def char_label(token):
@@ -64,7 +61,8 @@ def char_label(token):
     short = {"<|user|>": "‹user›", "<|bot|>": "‹bot›", "<|end|>": "‹end›", " ": "␣", "\n": "⏎"}
     if token in short:
         return short[token]
-    return token if LABEL_FONT.get_char_index(ord(token)) else f"U+{ord(token):04X}"
+    drawable = any(font.get_char_index(ord(token)) for font in LABEL_FONTS)
+    return token if drawable else f"U+{ord(token):04X}"
 
 # %% [markdown]
 # ## 1. Train
