@@ -192,8 +192,6 @@ MESSAGES = {     # what the chat says, in English and in Chinese (python -m mini
                      "train）",
     },
 }
-COMMANDS = MESSAGES["en"]["commands"]
-BANNER = MESSAGES["en"]["banner"]
 
 
 def chat_language(lang=None, environ=None) -> str:

@@ -324,14 +324,19 @@ def _difference(got, want, rtol, atol, where="the result"):
     if isinstance(want, dict):
         if not isinstance(got, dict) or set(got) != set(want):
             return f"{where} should be a dict with keys {sorted(want)}"
-        return next((d for k in want
-                     for d in [_difference(got[k], want[k], rtol, atol, f"{where}[{k!r}]")]
-                     if d), None)
-    if isinstance(want, (tuple, list)):
+        pairs = [(got[k], want[k], f"{where}[{k!r}]") for k in want]
+    elif isinstance(want, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(want):
             return f"{where} should be a sequence of {len(want)} items"
-        return next((d for i, (g, w) in enumerate(zip(got, want))
-                     for d in [_difference(g, w, rtol, atol, f"{where}[{i}]")] if d), None)
+        pairs = [(g, w, f"{where}[{i}]") for i, (g, w) in enumerate(zip(got, want))]
+    else:
+        pairs = None
+    if pairs is not None:                # the first item that differs, if any
+        for g, w, at in pairs:
+            problem = _difference(g, w, rtol, atol, at)
+            if problem:
+                return problem
+        return None
     g, w = np.asarray(got), np.asarray(want)
     if g.shape != w.shape:
         return f"{where} has shape {g.shape}, expected {w.shape}"

@@ -45,18 +45,16 @@ depends on it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 
-from .checkpoint import _write_npz, read_npz, write_atomically
+from .checkpoint import META_KEY, _meta_to_bytes, _write_npz, read_npz, write_atomically
 from .config import GPTConfig
 from .interop import _is_linear, _torch_name, to_nanogpt
 from .model import GPT, check_ids, param_shapes
 from .tape import Tape
 
-MANIFEST_KEY = "meta.json"     # the manifest inside the .npz (as checkpoints keep theirs)
 TOLERANCES = {"float32": (1e-4, 1e-6), "float64": (1e-9, 1e-12)}   # (rtol, atol)
 MASKED = -1e9                  # a masked score may be -inf, or any stand-in at or below this
 
@@ -255,11 +253,10 @@ def write_reference(path, config: GPTConfig, *, seed=0, batch=2, time=None):
         e["dtype"] = str(arrays[e["name"]].dtype)
     meta = {"format": "minigpt reference trace, version 1", "config": dataclasses.asdict(config),
             "seed": seed, "batch": batch, "time": time, "tensors": entries}
-    text = json.dumps(meta, indent=1)
-    blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    write_atomically(path, lambda f: _write_npz(f, {**arrays, MANIFEST_KEY: blob}))
+    blob = _meta_to_bytes(meta, path)            # the manifest, as checkpoints keep meta.json
+    write_atomically(path, lambda f: _write_npz(f, {**arrays, META_KEY: blob}))
     write_atomically(os.path.splitext(os.fspath(path))[0] + ".json",
-                     lambda f: f.write(text.encode("utf-8") + b"\n"))
+                     lambda f: f.write(blob.tobytes() + b"\n"))
     return meta
 
 
