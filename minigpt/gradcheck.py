@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .language import tr
+
 
 ERROR_FLOOR = 1e-16        # where GradcheckReport.plot draws a rel_error of exactly 0
 
@@ -281,8 +283,11 @@ def check(name, forward, backward, inputs, **kwargs):
     if not ran:
         return False
     worst = max(report.checks, key=lambda c: c.rel_error)
-    print(f"{'PASS' if report.ok else 'FAIL'} {name}: max rel error {worst.rel_error:.1e} "
-          f"(in d{worst.name}; threshold {report.threshold:.0e})")
+    verdict = "PASS" if report.ok else "FAIL"
+    print(tr(f"{verdict} {name}: max rel error {worst.rel_error:.1e} "
+             f"(in d{worst.name}; threshold {report.threshold:.0e})",
+             f"{verdict} {name}：最大相对误差 {worst.rel_error:.1e}"
+             f"（在 d{worst.name} 中；阈值 {report.threshold:.0e}）"))
     return report.ok
 
 
@@ -303,7 +308,10 @@ def check_close(name, mine, reference, *args, rtol=1e-7, atol=1e-12):
         return False
     want = reference(*copy.deepcopy(args))
     problem = _difference(got, want, rtol, atol)
-    print(f"FAIL {name}: {problem}" if problem else f"PASS {name}: matches minigpt's")
+    if problem:
+        print(tr(f"FAIL {name}: {problem}", f"FAIL {name}：{problem}"))
+    else:
+        print(tr(f"PASS {name}: matches minigpt's", f"PASS {name}：与 minigpt 的结果一致"))
     return problem is None
 
 
@@ -313,21 +321,26 @@ def _run_yours(name, run):
     try:
         return True, run()
     except NotImplementedError:
-        print(f"FAIL {name}: not written yet (replace the NotImplementedError)")
+        print(tr(f"FAIL {name}: not written yet (replace the NotImplementedError)",
+                 f"FAIL {name}：还没有写（请替换掉 raise NotImplementedError 那一行）"))
     except Exception as error:
-        print(f"FAIL {name}: {type(error).__name__}: {error} ({_where(error)})")
+        print(tr(f"FAIL {name}: {type(error).__name__}: {error} ({_where(error)})",
+                 f"FAIL {name}：{type(error).__name__}: {error}（{_where(error)}）"))
     return False, None
 
 
-def _difference(got, want, rtol, atol, where="the result"):
+def _difference(got, want, rtol, atol, where=None):
     """None if got matches want, else a short description of the first difference."""
+    where = tr("the result", "结果") if where is None else where
     if isinstance(want, dict):
         if not isinstance(got, dict) or set(got) != set(want):
-            return f"{where} should be a dict with keys {sorted(want)}"
+            return tr(f"{where} should be a dict with keys {sorted(want)}",
+                      f"{where}应当是键为 {sorted(want)} 的 dict")
         pairs = [(got[k], want[k], f"{where}[{k!r}]") for k in want]
     elif isinstance(want, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(want):
-            return f"{where} should be a sequence of {len(want)} items"
+            return tr(f"{where} should be a sequence of {len(want)} items",
+                      f"{where}应当是含 {len(want)} 项的序列")
         pairs = [(g, w, f"{where}[{i}]") for i, (g, w) in enumerate(zip(got, want))]
     else:
         pairs = None
@@ -339,15 +352,18 @@ def _difference(got, want, rtol, atol, where="the result"):
         return None
     g, w = np.asarray(got), np.asarray(want)
     if g.shape != w.shape:
-        return f"{where} has shape {g.shape}, expected {w.shape}"
+        return tr(f"{where} has shape {g.shape}, expected {w.shape}",
+                  f"{where}的形状是 {g.shape}，应为 {w.shape}")
     if w.dtype.kind in "biu":
         bad = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
-        return None if bad.size == 0 else f"{where} differs at {bad.size} entries"
+        return None if bad.size == 0 else tr(f"{where} differs at {bad.size} entries",
+                                             f"{where}有 {bad.size} 个元素不同")
     gf, wf = g.astype(np.float64), w.astype(np.float64)
     if not np.all(np.isfinite(gf) == np.isfinite(wf)) or \
             not np.allclose(gf, wf, rtol=rtol, atol=atol, equal_nan=True):
         diff = np.nanmax(np.abs(gf - wf)) if gf.size else 0.0
-        return f"{where} is off by up to {diff:.2e} (tolerance {atol:g} + {rtol:g} x |minigpt's|)"
+        return tr(f"{where} is off by up to {diff:.2e} (tolerance {atol:g} + {rtol:g} x |minigpt's|)",
+                  f"{where}最多差 {diff:.2e}（容差 {atol:g} + {rtol:g} × |minigpt 的值|）")
     return None
 
 
@@ -358,6 +374,8 @@ def _where(error):
     library = (os.path.dirname(np.__file__), os.path.dirname(__file__))
     own = [f for f in frames if not f.filename.startswith(library)]
     if not own and frames and os.path.samefile(frames[-1].filename, __file__):
-        return "found by gradcheck, in what your function returned"   # its shape/key checks
+        return tr("found by gradcheck, in what your function returned",   # its shape/key checks
+                  "由 gradcheck 在你的函数的返回值中发现")
     f = (own or frames[-1:])[-1]
-    return f"in {f.name}, line {f.lineno}" + (f": {f.line}" if f.line else "")
+    return tr(f"in {f.name}, line {f.lineno}", f"在 {f.name} 第 {f.lineno} 行") + (
+        f": {f.line}" if f.line else "")

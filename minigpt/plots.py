@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .checkpoint import write_atomically
+from .language import tr
 
 CJK_FONT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fonts", "minigpt-cjk.otf")
 
@@ -31,21 +32,23 @@ def use_cjk_font():
 
 def draw_losses(ax, history, label_smoothing=0.0):
     """Per-step training loss (thin) and the periodic train/val estimates, on a
-    matplotlib Axes (save_loss_plot's figure, or a notebook's).
+    matplotlib Axes (save_loss_plot's figure, or a notebook's); its labels follow
+    minigpt.language (Chinese in the notebooks' Chinese edition).
 
     With label smoothing the per-step loss is the smoothed one the run descends
     (ops/loss.py), so it lies above the estimates, which are plain cross-entropy.
     """
     loss = history["loss"]
-    step_label = "train (step, smoothed)" if label_smoothing else "train (step)"
+    step_label = (tr("train (step, smoothed)", "训练（每步，平滑后）") if label_smoothing
+                  else tr("train (step)", "训练（每步）"))
     ax.plot(range(len(loss)), loss, lw=0.5, alpha=0.4, color="tab:blue", label=step_label)
     evals = history["evals"]
     if evals:
         its = [e["iter"] for e in evals]
-        ax.plot(its, [e["train"] for e in evals], "o-", color="tab:blue", label="train (estimate)")
-        ax.plot(its, [e["val"] for e in evals], "o-", color="tab:orange", label="validation")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("cross-entropy (nats / character)")
+        ax.plot(its, [e["train"] for e in evals], "o-", color="tab:blue", label=tr("train (estimate)", "训练（估计）"))
+        ax.plot(its, [e["val"] for e in evals], "o-", color="tab:orange", label=tr("validation", "验证"))
+    ax.set_xlabel(tr("iteration", "迭代步数"))
+    ax.set_ylabel(tr("cross-entropy (nats / character)", "交叉熵（奈特 / 字符）"))
     ax.grid(alpha=0.3)
 
 

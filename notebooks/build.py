@@ -11,6 +11,18 @@ understand (VS Code, PyCharm, Spyder, jupytext):
     # %% tags=["check"]
     assert check("my backward", ...)
 
+Every prose cell is written in both languages, English first and its Chinese twin
+straight after it; the Chinese edition (notebooks/zh/) takes the twins, the English
+one (notebooks/) the originals, and both share every code cell unchanged:
+
+    # %% [markdown]
+    # ## 2. The table
+    # %% [markdown] lang="zh"
+    # ## 2. 位置编码表
+
+What a code cell prints or draws follows the edition through minigpt.language.tr:
+`ax.set_title(tr("Attention weights", "注意力权重"))`.
+
 A cell marker may carry tags. Two of them matter to the exercises:
     check          a verdict cell: it checks code the reader wrote (minigpt.gradcheck's
                    check for a gradient, check_close against the library's own function
@@ -25,9 +37,12 @@ student writes; the exercise edition replaces them with a `raise NotImplementedE
 
 Commands (the Makefile calls them):
     python notebooks/build.py notebooks [NAME ...]  write notebooks/NN_name.ipynb and
-                                 execute them in full mode, storing every output
-    python notebooks/build.py exercises [NAME ...]  write notebooks/exercises/*.ipynb
-                                 (student editions of every notebook, without outputs)
+                                 notebooks/zh/NN_name.ipynb and execute them in full
+                                 mode, storing every output
+    python notebooks/build.py exercises [NAME ...]  write notebooks/exercises/*.ipynb and
+                                 notebooks/zh/exercises/*.ipynb (student editions of
+                                 every notebook, without outputs)
+    --lang en|zh|all             only one edition (default: all)
     --quick                      execute with MINIGPT_QUICK=1 (what the tests do)
     --no-execute                 write the notebooks without running them
 
@@ -55,10 +70,13 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
 EXERCISES = HERE / "exercises"
 QUICK_ENV = "MINIGPT_QUICK"
+LANG_ENV = "MINIGPT_LANG"
 EXERCISE_SOURCES = tuple(sorted(p.stem for p in SRC.glob("[0-9][0-9]_*.py")))  # all of them
 KERNEL = "python3"
 
-_MARKER = re.compile(r"^# %%(?P<md> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
+_MARKER = re.compile(r'^# %%(?P<md> \[markdown\])?(?:\s+lang="(?P<lang>\w+)")?'
+                     r"(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
+LANGUAGES = ("en", "zh")        # the editions: notebooks/ and notebooks/zh/
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 
 
@@ -68,11 +86,23 @@ def names() -> list[str]:
     return sorted(p.stem for p in SRC.glob("[0-9][0-9]_*.py"))
 
 
-def parse(text: str) -> list:
-    """Percent-format text -> a list of nbformat cells (tags in cell.metadata.tags)."""
-    cells, kind, tags, lines = [], None, [], []
+def parse(text: str, lang: str = "en") -> list:
+    """Percent-format text -> the `lang` edition's list of nbformat cells (tags in
+    cell.metadata.tags).
+
+    Every prose cell is written twice: `# %% [markdown]` in English, then straight
+    after it `# %% [markdown] lang="zh"` in Chinese. The English edition keeps the
+    first, the Chinese edition the second, in the first one's place (with its tags);
+    code cells are shared. A Chinese cell that follows no English prose cell, or (for
+    the Chinese edition) an English prose cell without its Chinese twin, is an error
+    naming the line, so the two editions cannot drift apart."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
+    cells, kind, tags, lines, start = [], None, [], [], 0
+    cell_lang, previous = None, None      # previous: the English prose cell awaiting its twin
 
     def flush():
+        nonlocal previous
         if kind is None:
             return
         while lines and not lines[-1].strip():
@@ -84,18 +114,37 @@ def parse(text: str) -> list:
             cell = new_code_cell("\n".join(lines))
         if tags:
             cell.metadata["tags"] = list(tags)
+        if cell_lang == "zh":
+            if previous is None:
+                raise ValueError(f"line {start}: a lang=\"zh\" cell must follow the "
+                                 "English prose cell it translates")
+            if lang == "zh":
+                cell.metadata = previous[0].metadata
+                cells[cells.index(previous[0])] = cell
+            previous = None
+            return
+        if previous is not None and lang == "zh":
+            raise ValueError(f"line {previous[1]}: this prose cell has no Chinese twin "
+                             "(a '# %% [markdown] lang=\"zh\"' cell right after it)")
+        previous = (cell, start) if kind == "markdown" else None
         cells.append(cell)
 
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         m = _MARKER.match(line)
         if m:
             flush()
             kind = "markdown" if m.group("md") else "code"
+            cell_lang = m.group("lang") or "en"
+            if cell_lang not in ("en", "zh") or (cell_lang == "zh" and kind != "markdown"):
+                raise ValueError(f"line {number}: only prose cells carry lang=\"zh\"")
             tags = ast.literal_eval(m.group("tags")) if m.group("tags") else []
-            lines = []
+            lines, start = [], number
         elif kind is not None:
             lines.append(line)
     flush()
+    if previous is not None and lang == "zh":
+        raise ValueError(f"line {previous[1]}: this prose cell has no Chinese twin "
+                         "(a '# %% [markdown] lang=\"zh\"' cell right after it)")
     return cells
 
 
@@ -107,9 +156,10 @@ def numbered(cells: list) -> list:
     return cells
 
 
-def build(name: str) -> nbformat.NotebookNode:
-    """The solution notebook `name` (e.g. '01_attention'), not executed."""
-    nb = new_notebook(cells=numbered(parse((SRC / f"{name}.py").read_text(encoding="utf-8"))))
+def build(name: str, lang: str = "en") -> nbformat.NotebookNode:
+    """The `lang` edition of solution notebook `name` (e.g. '01_attention'), not executed."""
+    text = (SRC / f"{name}.py").read_text(encoding="utf-8")
+    nb = new_notebook(cells=numbered(parse(text, lang)))
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -149,7 +199,7 @@ def unassert(source: str) -> str:
     return re.sub(r"^assert (check\w*\()", r"\1", source, flags=re.MULTILINE)
 
 
-EXERCISE_INTRO = """\
+EXERCISE_INTRO = {"en": """\
 # Student edition: {title}
 
 This is the exercise version of `notebooks/{name}.ipynb`. Every cell that says
@@ -160,14 +210,25 @@ against minigpt's own function).
 Run the cells from the top. The prose and formulas above each exercise are all you
 need; the solution notebook has the answers (look only after you tried!).
 
-Generated by `make exercises` from the solution notebook: do not edit this file."""
+Generated by `make exercises` from the solution notebook: do not edit this file.""",
+                  "zh": """\
+# 学生版：{title}
+
+这是 `notebooks/zh/{name}.ipynb` 的练习版。凡是写着 `# YOUR CODE HERE` 的单元格，
+都是留给你写的函数（大多是反向传播）；紧接着的那个单元格会检查你的函数，并用一行
+输出 **PASS**（通过）或 **FAIL**（未通过）：梯度用 `minigpt.gradcheck` 与有限差分比较，
+其他结果与 minigpt 自己的函数比较。
+请从头依次运行各单元格。每道练习上方的文字和公式就是你需要的全部提示；
+答案在解答版笔记本里（先自己试过再看！）。
+
+本文件由 `make exercises` 从解答版笔记本生成，请不要直接修改。"""}
 
 
-def make_exercise(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
-    """The student edition of a solution notebook: blanks, no solution-only cells,
-    no outputs, and an intro cell saying what to do."""
+def make_exercise(nb: nbformat.NotebookNode, name: str, lang: str = "en") -> nbformat.NotebookNode:
+    """The student edition of a solution notebook (of edition lang): blanks, no
+    solution-only cells, no outputs, and an intro cell saying what to do."""
     title = nb.cells[0].source.splitlines()[0].lstrip("# ").strip()
-    cells = [new_markdown_cell(EXERCISE_INTRO.format(title=title, name=name))]
+    cells = [new_markdown_cell(EXERCISE_INTRO[lang].format(title=title, name=name))]
     for cell in nb.cells:
         if has_tag(cell, "solution-only"):
             continue
@@ -185,8 +246,17 @@ def make_exercise(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode
     return ex
 
 
-def exercise_path(name: str) -> Path:
-    return EXERCISES / f"{name}_exercises.ipynb"
+def edition_dir(lang: str = "en") -> Path:
+    """Where an edition's solution notebooks live: notebooks/ or notebooks/zh/."""
+    return HERE if lang == "en" else HERE / lang
+
+
+def notebook_path(name: str, lang: str = "en") -> Path:
+    return edition_dir(lang) / f"{name}.ipynb"
+
+
+def exercise_path(name: str, lang: str = "en") -> Path:
+    return edition_dir(lang) / "exercises" / f"{name}_exercises.ipynb"
 
 
 # ----------------------------------------------------------------------------- running
@@ -214,10 +284,11 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @contextlib.contextmanager
-def kernel_env(quick: bool):
-    """Set MINIGPT_QUICK (and the BLAS threads) for kernels started inside; they
-    inherit os.environ. Everything is restored afterwards."""
-    changes = {QUICK_ENV: "1" if quick else "0"}
+def kernel_env(quick: bool, lang: str = "en"):
+    """Set MINIGPT_QUICK, MINIGPT_LANG (the edition, which minigpt.language.tr follows)
+    and the BLAS threads for kernels started inside; they inherit os.environ.
+    Everything is restored afterwards."""
+    changes = {QUICK_ENV: "1" if quick else "0", LANG_ENV: lang}
     changes.update({var: "1" for var in THREAD_VARS if var not in os.environ})
     old = {var: os.environ.get(var) for var in changes}
     os.environ.update(changes)
@@ -231,10 +302,11 @@ def kernel_env(quick: bool):
                 os.environ[var] = value
 
 
-def execute(nb: nbformat.NotebookNode, *, quick: bool, cwd: Path = HERE,
-            timeout: int | None = None) -> nbformat.NotebookNode:
-    """Run every cell of nb in a fresh kernel (in place); a failing cell raises
-    nbclient's CellExecutionError naming the cell and the traceback.
+def execute(nb: nbformat.NotebookNode, *, quick: bool, cwd: Path | None = None,
+            timeout: int | None = None, lang: str = "en") -> nbformat.NotebookNode:
+    """Run every cell of nb in a fresh kernel (in place), as edition lang, in cwd (by
+    default the edition's folder); a failing cell raises nbclient's CellExecutionError
+    naming the cell and the traceback.
 
     timeout: seconds per cell; by default 3 minutes in quick mode and an hour in full
     mode, where notebook 6 trains the chat model in one cell (about 10 minutes on two
@@ -243,7 +315,8 @@ def execute(nb: nbformat.NotebookNode, *, quick: bool, cwd: Path = HERE,
         timeout = 180 if quick else 3600
     from nbclient import NotebookClient
     ensure_kernel()
-    with kernel_env(quick):
+    cwd = edition_dir(lang) if cwd is None else cwd
+    with kernel_env(quick, lang):
         NotebookClient(nb, kernel_name=KERNEL, timeout=timeout, record_timing=False,
                        resources={"metadata": {"path": str(cwd)}}).execute()
     nb.metadata["minigpt"] = {"executed_in": "quick" if quick else "full",
@@ -272,22 +345,27 @@ def write(nb, path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
-def cmd_notebooks(selected, quick: bool, run: bool) -> None:
+def cmd_notebooks(selected, quick: bool, run: bool, langs=LANGUAGES) -> None:
     for name in selected or names():
-        nb = build(name)
-        if run:
-            start = time.time()
-            print(f"executing {name} ({'quick' if quick else 'full'}) ...", flush=True)
-            execute(nb, quick=quick)
-            print(f"  done in {time.time() - start:.0f} s", flush=True)
-        write(nb, HERE / f"{name}.ipynb")
-        print(f"wrote notebooks/{name}.ipynb")
+        for lang in langs:
+            nb = build(name, lang)
+            path = notebook_path(name, lang)
+            shown = path.relative_to(HERE.parent).as_posix()
+            if run:
+                start = time.time()
+                print(f"executing {shown} ({'quick' if quick else 'full'}) ...", flush=True)
+                execute(nb, quick=quick, lang=lang)
+                print(f"  done in {time.time() - start:.0f} s", flush=True)
+            write(nb, path)
+            print(f"wrote {shown}")
 
 
-def cmd_exercises(selected=()) -> None:
+def cmd_exercises(selected=(), langs=LANGUAGES) -> None:
     for name in selected or EXERCISE_SOURCES:
-        write(make_exercise(build(name), name), exercise_path(name))
-        print(f"wrote {exercise_path(name).relative_to(HERE.parent)}")
+        for lang in langs:
+            path = exercise_path(name, lang)
+            write(make_exercise(build(name, lang), name, lang), path)
+            print(f"wrote {path.relative_to(HERE.parent).as_posix()}")
 
 
 def main(argv=None) -> None:
@@ -296,14 +374,17 @@ def main(argv=None) -> None:
     parser.add_argument("names", nargs="*", help="notebooks to build (default: all)")
     parser.add_argument("--quick", action="store_true", help=f"run with {QUICK_ENV}=1")
     parser.add_argument("--no-execute", action="store_true", help="write without running")
+    parser.add_argument("--lang", choices=LANGUAGES + ("all",), default="all",
+                        help="which edition: en (notebooks/), zh (notebooks/zh/) or all (default)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(names()))
     if unknown:
         parser.error(f"no source for {unknown}; known: {names()}")
+    langs = LANGUAGES if args.lang == "all" else (args.lang,)
     if args.what == "notebooks":
-        cmd_notebooks(args.names, args.quick, not args.no_execute)
+        cmd_notebooks(args.names, args.quick, not args.no_execute, langs)
     else:
-        cmd_exercises(args.names)
+        cmd_exercises(args.names, langs)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,15 @@ exactly what `make notebooks` makes from the sources, executed in full mode; and
 student editions exactly what `make exercises` makes. In the exercises, each blank
 must make its check cell print FAIL, and in the solution notebooks the same check
 cells print PASS.
+
+Both editions are tested alike: the English one (notebooks/) and the Chinese one
+(notebooks/zh/), built from the same sources; their code cells must be identical and
+their prose must be in their own language.
 """
+import ast
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +30,10 @@ build = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build)
 
 NAMES = build.names()
+LANGS = build.LANGUAGES
+EDITIONS = [(name, lang) for lang in LANGS for name in NAMES]
+EXERCISE_EDITIONS = [(name, lang) for lang in LANGS for name in build.EXERCISE_SOURCES]
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def cells_key(nb):
@@ -45,13 +55,13 @@ def test_there_are_seven_notebooks_in_reading_order():
     assert [n[:2] for n in NAMES] == ["00", "01", "02", "03", "04", "05", "06"], NAMES
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_committed_notebook_is_built_from_its_source_and_executed_in_full(name):
-    path = ROOT / "notebooks" / f"{name}.ipynb"
-    assert path.exists(), f"{path.name} is missing: run `make notebooks`"
+@pytest.mark.parametrize("name,lang", EDITIONS)
+def test_committed_notebook_is_built_from_its_source_and_executed_in_full(name, lang):
+    path = build.notebook_path(name, lang)
+    assert path.exists(), f"{path} is missing: run `make notebooks`"
     committed = nbformat.read(path, as_version=4)
-    assert cells_key(committed) == cells_key(build.build(name)), (
-        f"{path.name} differs from notebooks/src/{name}.py: run `make notebooks`")
+    assert cells_key(committed) == cells_key(build.build(name, lang)), (
+        f"{path} differs from notebooks/src/{name}.py: run `make notebooks`")
     assert committed.metadata.get("minigpt", {}).get("executed_in") == "full"
     code = [c for c in committed.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code), "a cell was never run"
@@ -62,9 +72,79 @@ def test_committed_notebook_is_built_from_its_source_and_executed_in_full(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
+def test_both_editions_share_every_code_cell(name):
+    """Only prose differs: same cells in the same order, same code, same tags."""
+    en, zh = build.build(name, "en"), build.build(name, "zh")
+    assert [c.cell_type for c in en.cells] == [c.cell_type for c in zh.cells]
+    for a, b in zip(en.cells, zh.cells):
+        assert a.get("metadata") == b.get("metadata")
+        if a.cell_type == "code":
+            assert a.source == b.source
+    committed = [nbformat.read(build.notebook_path(name, lang), as_version=4) for lang in LANGS]
+    assert [c.source for c in committed[0].cells if c.cell_type == "code"] == \
+        [c.source for c in committed[1].cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chinese_prose_is_chinese_and_english_prose_is_english(name):
+    en, zh = build.build(name, "en"), build.build(name, "zh")
+    for a, b in zip(en.cells, zh.cells):
+        if a.cell_type != "markdown":
+            continue
+        words = re.sub(r"\$[^$]*\$|`[^`]*`", "", a.source)       # prose outside math and code
+        if re.search(r"[A-Za-z]{3,} [A-Za-z]{3,}", words):
+            assert CJK.search(b.source) and b.source != a.source, (
+                f"{name}: no Chinese twin for: {a.source[:80]!r}")
+
+
+SAYS = {"set_title", "set_xlabel", "set_ylabel", "suptitle", "set_text", "text", "print",
+        "annotate", "Markdown"}
+
+
+def _strings_outside_tr(node):
+    """The string constants in an expression, except those inside a tr(...) call."""
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "tr":
+        return []
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    return [s for child in ast.iter_child_nodes(node) for s in _strings_outside_tr(child)]
+
+
+def _english_literals(code):
+    """Strings a plot or a print shows that hold English words outside tr()."""
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        shown = list(node.args) if called in SAYS else []
+        shown += [k.value for k in node.keywords if k.arg in ("label", "title")]
+        for arg in shown:
+            for text in _strings_outside_tr(arg):
+                if re.search(r"[A-Za-z]{3,}[ ,;:]+[A-Za-z]{3,}", re.sub(r"\$[^$]*\$", "", text)):
+                    found.append(text)
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_what_plots_and_prints_say_follows_the_edition(name):
+    """English words a code cell draws or prints must go through tr(en, zh), so the
+    Chinese edition shows them in Chinese."""
+    nb = build.build(name, "en")
+    untranslated = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            code = "\n".join(l for l in cell.source.splitlines()
+                             if not l.lstrip().startswith(("%", "!")))
+            untranslated += _english_literals(code)
+    assert not untranslated, f"{name}: wrap these in tr(en, zh): {untranslated[:5]}"
+
+
+@pytest.mark.parametrize("name,lang", EDITIONS)
+def test_notebook_runs_in_quick_mode(name, lang, tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))     # the kernel's temp files (06's model)
-    nb = build.execute(build.build(name), quick=True, timeout=CELL_TIMEOUT)
+    nb = build.execute(build.build(name, lang), quick=True, timeout=CELL_TIMEOUT, lang=lang)
     for cell in check_cells(nb):       # solution notebooks: every exercise check passes
         lines = stdout_of(cell).splitlines()
         assert len(lines) == 1 and lines[0].startswith("PASS "), lines
@@ -73,26 +153,28 @@ def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
     assert "missing from font" not in stderr, stderr      # every character a plot draws
 
 
-@pytest.mark.parametrize("name", build.EXERCISE_SOURCES)
-def test_committed_exercises_are_generated_from_the_solutions(name):
-    path = build.exercise_path(name)
-    assert path.exists(), f"{path.name} is missing: run `make exercises`"
+@pytest.mark.parametrize("name,lang", EXERCISE_EDITIONS)
+def test_committed_exercises_are_generated_from_the_solutions(name, lang):
+    path = build.exercise_path(name, lang)
+    assert path.exists(), f"{path} is missing: run `make exercises`"
     committed = nbformat.read(path, as_version=4)
-    assert cells_key(committed) == cells_key(build.make_exercise(build.build(name), name)), (
+    expected = build.make_exercise(build.build(name, lang), name, lang)
+    assert cells_key(committed) == cells_key(expected), (
         f"{path.name} differs from its solution notebook: run `make exercises`")
     assert not any(c.get("outputs") for c in committed.cells if c.cell_type == "code")
 
 
-@pytest.mark.parametrize("name", build.EXERCISE_SOURCES)
-def test_blank_exercises_fail_their_checks(name):
-    solution = build.build(name)
-    exercise = nbformat.read(build.exercise_path(name), as_version=4)
+@pytest.mark.parametrize("name,lang", EXERCISE_EDITIONS)
+def test_blank_exercises_fail_their_checks(name, lang):
+    solution = build.build(name, lang)
+    exercise = nbformat.read(build.exercise_path(name, lang), as_version=4)
     blanks = [c for c in exercise.cells if 'raise NotImplementedError("fill in' in c.source]
     regions = sum(c.source.count(build.BEGIN) for c in solution.cells)
     assert len(blanks) == regions == len(check_cells(exercise)) >= 1   # every notebook
     assert not any(build.BEGIN in c.source or build.has_tag(c, "solution-only")
                    for c in exercise.cells)
-    build.execute(exercise, quick=True, cwd=build.EXERCISES, timeout=CELL_TIMEOUT)
+    build.execute(exercise, quick=True, cwd=build.exercise_path(name, lang).parent,
+                  timeout=CELL_TIMEOUT, lang=lang)
     for cell in check_cells(exercise):   # runs to the end; every check says FAIL
         lines = stdout_of(cell).splitlines()
         assert len(lines) == 1 and lines[0].startswith("FAIL "), lines

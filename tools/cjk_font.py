@@ -28,10 +28,11 @@ FAMILY = "minigpt CJK"
 
 
 def wanted_characters():
-    """Every non-ASCII character of the corpus, the notebooks' sources and the docs."""
+    """Every non-ASCII character of the corpus, the notebooks' sources, the library (its
+    plot labels) and the docs."""
     from minigpt.data import load_conversations
     text = "".join(line for conv in load_conversations() for line in conv)
-    for pattern in ("notebooks/src/*.py", "docs/**/*.md", "README.zh-CN.md"):
+    for pattern in ("notebooks/src/*.py", "minigpt/*.py", "docs/**/*.md", "README.zh-CN.md"):
         for path in glob.glob(os.path.join(ROOT, pattern), recursive=True):
             text += open(path, encoding="utf-8").read()
     punctuation = "".join(chr(c) for c in range(0x3000, 0x3040)) + \

@@ -36,9 +36,12 @@ import numpy as np
 from minigpt.gradcheck import check, check_close, gradcheck   # check*: one-line PASS/FAIL
 from minigpt.ops.attention import attention_backward, attention_forward, causal_mask
 from minigpt.ops.softmax import SoftmaxCache, softmax_backward, softmax_forward
+from minigpt.language import tr      # tr(english, chinese): what this edition prints and draws
+from minigpt.plots import use_cjk_font
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
+use_cjk_font()                          # plots can draw Chinese (the font minigpt ships)
 
 
 # %% [markdown]

@@ -33,9 +33,12 @@ from minigpt.ops.embedding import embedding_backward, embedding_forward
 from minigpt.ops.linear import linear_forward
 from minigpt.ops.positional import (learned_positional_backward, learned_positional_forward,
                                     sinusoidal_table)
+from minigpt.language import tr      # tr(english, chinese): what this edition prints and draws
+from minigpt.plots import use_cjk_font
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
+use_cjk_font()                          # plots can draw Chinese (the font minigpt ships)
 
 
 # %% [markdown]

@@ -25,9 +25,12 @@ import numpy as np
 from minigpt.gradcheck import check, gradcheck, numerical_gradient   # check: PASS/FAIL
 from minigpt.ops.layernorm import LN_EPS, layernorm_backward, layernorm_forward
 from minigpt.ops.linear import linear_backward, linear_forward
+from minigpt.language import tr      # tr(english, chinese): what this edition prints and draws
+from minigpt.plots import use_cjk_font
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
+use_cjk_font()                          # plots can draw Chinese (the font minigpt ships)
 
 
 # %% [markdown]

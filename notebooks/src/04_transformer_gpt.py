@@ -42,9 +42,12 @@ from minigpt.ops.linear import linear_backward, linear_forward
 from minigpt.ops.loss import cross_entropy_forward
 from minigpt.ops.positional import sinusoidal_table
 from minigpt.ops.softmax import softmax_forward
+from minigpt.language import tr      # tr(english, chinese): what this edition prints and draws
+from minigpt.plots import use_cjk_font
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
+use_cjk_font()                          # plots can draw Chinese (the font minigpt ships)
 
 # %% [markdown]
 # ## 1. The block

@@ -33,9 +33,12 @@ from minigpt.model import GPT
 from minigpt.ops.loss import cross_entropy_backward, cross_entropy_forward
 from minigpt.ops.softmax import softmax_forward
 from minigpt.optim import AdamW, clip_grad_norm, lr_at
+from minigpt.language import tr      # tr(english, chinese): what this edition prints and draws
+from minigpt.plots import use_cjk_font
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
+use_cjk_font()                          # plots can draw Chinese (the font minigpt ships)
 
 # %% [markdown]
 # ## Step 1 · Data preprocessing

@@ -40,6 +40,7 @@ from minigpt.chat import Chatbot
 from minigpt.data import load_conversations
 from minigpt.generate import sample_next, stream
 from minigpt.gradcheck import check_close
+from minigpt.language import tr      # tr(english, chinese): what this edition prints and draws
 from minigpt.ops.attention import causal_mask
 from minigpt.ops.softmax import softmax_forward
 from minigpt.plots import draw_losses, use_cjk_font

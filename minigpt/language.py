@@ -1,0 +1,43 @@
+"""Which language a notebook speaks, so one code cell serves both editions.
+
+The notebooks come in two editions built from one source (notebooks/build.py): the
+English one in notebooks/ and the Chinese one in notebooks/zh/. Their prose cells
+differ; their code cells are the same, character for character. What a code cell
+prints or draws (a title, an axis label, a legend, a line of output) follows the
+edition through tr():
+
+    ax.set_title(tr("Attention weights", "注意力权重"))
+
+The edition is, in this order:
+    1. the environment variable MINIGPT_LANG ("en" or "zh"), if set (notebooks/build.py
+       sets it when it runs an edition; set it yourself to override);
+    2. "zh" when the working directory is a Chinese edition's folder (notebooks/zh/ or
+       notebooks/zh/exercises/): Jupyter, JupyterLab and VS Code start a notebook's
+       kernel in the notebook's own folder;
+    3. "en" otherwise.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LANGUAGES = ("en", "zh")
+ENV = "MINIGPT_LANG"
+
+
+def notebook_language(environ=None, cwd=None) -> str:
+    """"en" or "zh": the edition the running notebook belongs to (see the module doc)."""
+    environ = os.environ if environ is None else environ
+    chosen = environ.get(ENV, "").strip().lower()
+    if chosen:
+        if chosen not in LANGUAGES:
+            raise ValueError(f"{ENV} must be one of {', '.join(LANGUAGES)}, got {chosen!r}")
+        return chosen
+    here = Path.cwd() if cwd is None else Path(cwd)
+    folders = [here.name, here.parent.name if here.name == "exercises" else ""]
+    return "zh" if "zh" in folders else "en"
+
+
+def tr(en: str, zh: str) -> str:
+    """en in the English edition, zh in the Chinese one."""
+    return zh if notebook_language() == "zh" else en
