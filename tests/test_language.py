@@ -1,0 +1,58 @@
+"""minigpt.language: which edition a notebook is, and what tr() and the checkers say in it."""
+import numpy as np
+import pytest
+
+from minigpt import language
+from minigpt.gradcheck import check, check_close
+from minigpt.language import notebook_language, tr
+
+
+@pytest.mark.parametrize("folder,expected", [
+    ("notebooks", "en"), ("notebooks/exercises", "en"), ("notebooks/zh", "zh"),
+    ("notebooks/zh/exercises", "zh"), ("somewhere/else", "en"), ("zh/exercises", "zh"),
+])
+def test_the_edition_follows_the_notebook_folder(tmp_path, folder, expected):
+    assert notebook_language(environ={}, cwd=tmp_path / folder) == expected
+
+
+def test_the_environment_variable_overrides_the_folder(tmp_path):
+    assert notebook_language(environ={"MINIGPT_LANG": "en"}, cwd=tmp_path / "zh") == "en"
+    assert notebook_language(environ={"MINIGPT_LANG": "ZH "}, cwd=tmp_path) == "zh"
+    assert notebook_language(environ={"MINIGPT_LANG": ""}, cwd=tmp_path / "zh") == "zh"
+    with pytest.raises(ValueError, match="MINIGPT_LANG must be one of en, zh, got 'fr'"):
+        notebook_language(environ={"MINIGPT_LANG": "fr"})
+
+
+def test_tr_picks_the_edition(monkeypatch):
+    monkeypatch.setenv(language.ENV, "zh")
+    assert tr("loss", "损失") == "损失"
+    monkeypatch.setenv(language.ENV, "en")
+    assert tr("loss", "损失") == "loss"
+
+
+def square(x):
+    return x ** 2, x
+
+
+def square_backward(dout, x):
+    return 2 * x * dout
+
+
+def not_written(dout, x):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_checkers_speak_the_edition(monkeypatch, capsys, lang):
+    monkeypatch.setenv(language.ENV, lang)
+    x = np.random.default_rng(0).standard_normal(5)
+    assert check("square", square, square_backward, {"x": x})
+    assert not check("square", square, not_written, {"x": x})
+    assert check_close("double", lambda v: 2 * v, lambda v: v + v, x)
+    assert not check_close("double", lambda v: 2 * v, lambda v: 3 * v, x)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["PASS", "FAIL", "PASS", "FAIL"]
+    chinese = [any("\u4e00" <= c <= "\u9fff" for c in line) for line in lines]
+    assert chinese == [lang == "zh"] * 4, lines
+    if lang == "zh":
+        assert lines[1] == "FAIL square：还没有写（请替换掉 raise NotImplementedError 那一行）"
