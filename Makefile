@@ -30,10 +30,10 @@ chat: $(STAMP)  ## talk to the model `make train` wrote (Ctrl-D to leave); ARGS=
 bench: $(STAMP)  ## time a training step (vs PyTorch if installed) and generation
 	$(PY) benchmarks/bench.py
 
-notebooks: $(STAMP)  ## rebuild notebooks/*.ipynb from notebooks/src/*.py and run them in full mode (~15 min: 06 trains the chat model)
+notebooks: $(STAMP)  ## rebuild notebooks/*.ipynb and notebooks/zh/*.ipynb from notebooks/src/*.py and run them in full mode (~12 min: 06 trains the chat model twice)
 	$(PY) notebooks/build.py notebooks
 
-exercises: $(STAMP)  ## regenerate the student editions notebooks/exercises/ from the solution notebooks
+exercises: $(STAMP)  ## regenerate the student editions notebooks/exercises/ and notebooks/zh/exercises/ from the solution notebooks
 	$(PY) notebooks/build.py exercises
 
 notebook: $(STAMP)  ## open the notebooks in Jupyter (MINIGPT_QUICK=1 make notebook for short runs)

@@ -74,10 +74,13 @@ class TensorCheck:
 
     def line(self, threshold):
         mark = "ok  " if self.rel_error <= threshold else "FAIL"
-        return (f"  {mark} {self.name:<24} {str(self.shape):<14} rel error {self.rel_error:.1e}"
-                f"  scale {self.scale:.1e}"
-                f"  worst {list(self.worst_index)}: analytic {self.analytic:+.10g}"
-                f" numeric {self.numeric:+.10g}")
+        head = f"  {mark} {self.name:<24} {str(self.shape):<14} "
+        return head + tr(f"rel error {self.rel_error:.1e}  scale {self.scale:.1e}"
+                         f"  worst {list(self.worst_index)}: analytic {self.analytic:+.10g}"
+                         f" numeric {self.numeric:+.10g}",
+                         f"相对误差 {self.rel_error:.1e}  量级 {self.scale:.1e}"
+                         f"  最差处 {list(self.worst_index)}：解析 {self.analytic:+.10g}"
+                         f" 数值 {self.numeric:+.10g}")
 
 
 @dataclass
@@ -119,20 +122,24 @@ class GradcheckReport:
         colors = ["tab:blue" if c.rel_error <= self.threshold else "tab:red"
                   for c in self.checks]
         ax.bar(range(n), errors, color=colors)
-        ax.axhline(self.threshold, color="red", ls="--", label=f"threshold {self.threshold:g}")
+        ax.axhline(self.threshold, color="red", ls="--",
+                   label=tr(f"threshold {self.threshold:g}", f"阈值 {self.threshold:g}"))
         ax.set_xticks(range(n), [c.name for c in self.checks], rotation=60, ha="right",
                       fontsize=8 if n <= 20 else 7)
         ax.set_yscale("log")
-        ax.set_ylabel("relative error")
-        ax.set_title(title or f"gradcheck {'PASS' if self.ok else 'FAIL'}: "
-                              f"max rel error {self.max_rel_error:.1e}")
+        ax.set_ylabel(tr("relative error", "相对误差"))
+        verdict = "PASS" if self.ok else "FAIL"
+        ax.set_title(title or tr(f"gradcheck {verdict}: max rel error {self.max_rel_error:.1e}",
+                                 f"gradcheck {verdict}：最大相对误差 {self.max_rel_error:.1e}"))
         ax.legend()
         return ax
 
     def __str__(self):
         verdict = "PASS" if self.ok else "FAIL"
-        head = (f"gradcheck {verdict}: max rel error {self.max_rel_error:.1e} "
-                f"(threshold {self.threshold:.0e})")
+        head = tr(f"gradcheck {verdict}: max rel error {self.max_rel_error:.1e} "
+                  f"(threshold {self.threshold:.0e})",
+                  f"gradcheck {verdict}：最大相对误差 {self.max_rel_error:.1e}"
+                  f"（阈值 {self.threshold:.0e}）")
         return "\n".join([head] + [c.line(self.threshold) for c in self.checks])
 
 

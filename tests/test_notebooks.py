@@ -190,6 +190,8 @@ def test_blanking_keeps_indentation_and_refuses_broken_markers():
         with pytest.raises(ValueError):
             build.blank_solutions(broken)
     assert build.unassert('x = 1\nassert check("a", f, g, inputs)') == 'x = 1\ncheck("a", f, g, inputs)'
+    assert build.unassert('assert check("a", f,\n             g)\nassert ok') == (
+        'check("a", f,\n      g)\nassert ok')                # continuation lines stay aligned
 
 
 def test_percent_format_parser():
