@@ -329,6 +329,7 @@ def execute(nb: nbformat.NotebookNode, *, quick: bool, cwd: Path | None = None,
     from nbclient import NotebookClient
     ensure_kernel()
     cwd = edition_dir(lang) if cwd is None else cwd
+    Path(cwd).mkdir(parents=True, exist_ok=True)     # notebooks/zh/ before its first build
     with kernel_env(quick, lang):
         NotebookClient(nb, kernel_name=KERNEL, timeout=timeout, record_timing=False,
                        resources={"metadata": {"path": str(cwd)}}).execute()
