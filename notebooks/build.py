@@ -115,6 +115,7 @@ def parse(text: str, lang: str = "en") -> list:
         if tags:
             cell.metadata["tags"] = list(tags)
         if cell_lang == "zh":
+            cell.source = join_chinese_lines(cell.source)
             if previous is None:
                 raise ValueError(f"line {start}: a lang=\"zh\" cell must follow the "
                                  "English prose cell it translates")
@@ -146,6 +147,31 @@ def parse(text: str, lang: str = "en") -> list:
         raise ValueError(f"line {previous[1]}: this prose cell has no Chinese twin "
                          "(a '# %% [markdown] lang=\"zh\"' cell right after it)")
     return cells
+
+
+_WIDE = r"[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef\u201c\u201d\u2018\u2019\u2014\u2026]"
+_CHINESE_BREAK = re.compile(rf"(?<={_WIDE})\n(?=[ \t]*{_WIDE})")
+
+
+def join_chinese_lines(text: str) -> str:
+    """Drop the line breaks that fall between two Chinese characters (or full-width
+    punctuation marks) inside a paragraph.
+
+    Markdown turns a line break inside a paragraph into a space, which English needs
+    and Chinese does not: browsers show it as a gap in the middle of a sentence. The
+    sources keep their short lines (easy to edit and to diff); the notebook gets
+    whole lines. A break before a heading, list item, table row or formula is kept,
+    since those lines do not start with a Chinese character, and so is one after a
+    heading."""
+    lines = text.split("\n")
+    out = [lines[0]] if lines else []
+    for line in lines[1:]:
+        joined = out[-1] + "\n" + line
+        if not out[-1].lstrip().startswith(("#", "|")) and _CHINESE_BREAK.search(joined):
+            out[-1] = out[-1] + line.lstrip()
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def numbered(cells: list) -> list:

@@ -201,6 +201,12 @@ def test_percent_format_parser():
     assert cells[1].metadata.tags == ["check"]
 
 
+def test_chinese_lines_are_joined_inside_a_paragraph_only():
+    text = "第一行，\n第二行。\nEnglish `x`\n中文\n\n## 标题\n正文\n1. 列表\n2. 第二项\n| 表 |\n| 格 |"
+    assert build.join_chinese_lines(text) == (
+        "第一行，第二行。\nEnglish `x`\n中文\n\n## 标题\n正文\n1. 列表\n2. 第二项\n| 表 |\n| 格 |")
+
+
 def test_kernel_is_this_interpreter():
     """The notebooks must run in the venv that has minigpt, not some other Python."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
