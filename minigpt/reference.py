@@ -52,6 +52,7 @@ import numpy as np
 from .checkpoint import META_KEY, _meta_to_bytes, _write_npz, read_npz, write_atomically
 from .config import GPTConfig
 from .interop import _is_linear, _torch_name, to_nanogpt
+from .language import tr
 from .model import GPT, check_ids, param_shapes
 from .tape import Tape
 
@@ -394,55 +395,68 @@ def _fmt(x):
 
 
 def report(result, *, all_rows=True) -> str:
-    """compare()'s result as the text python -m minigpt compare prints."""
+    """compare()'s result as the text python -m minigpt compare prints (in Chinese in
+    the notebooks' Chinese edition: minigpt.language)."""
     rows, first, entries = result["rows"], result["first"], result["entries"]
     status = {r[0]: r[1] for r in rows}
     lines = []
     if all_rows:
         width = max(len(r[0]) for r in rows)
-        lines.append(f"{'tensor':<{width}}  {'max abs err':>11}  {'rel err':>9}  ")
+        lines.append(tr(f"{'tensor':<{width}}  {'max abs err':>11}  {'rel err':>9}  ",
+                        f"{'张量':<{width - 2}}  {'最大绝对误差':>5}  {'相对误差':>5}  "))
         for name, st, err, rel, _ in rows:
-            mark = {"ok": "ok", "diverges": "DIVERGES", "shape": "SHAPE"}[st]
+            mark = {"ok": "ok", "diverges": tr("DIVERGES", "不一致"), "shape": tr("SHAPE", "形状不同")}[st]
             lines.append(f"{name:<{width}}  {_fmt(err):>11}  {_fmt(rel):>9}  {mark}")
         lines.append("")
     n_bad = sum(r[1] != "ok" for r in rows)
-    lines.append(f"compared {len(rows)} tensors: {len(rows) - n_bad} agree, {n_bad} do not")
+    lines.append(tr(f"compared {len(rows)} tensors: {len(rows) - n_bad} agree, {n_bad} do not",
+                    f"比较了 {len(rows)} 个张量：{len(rows) - n_bad} 个一致，{n_bad} 个不一致"))
     if first is not None:
         name, st, err, rel, (rtol, atol) = first
         e = entries[name]
         if st == "shape":
             ref_shape, their_shape = result["shapes"][name]
-            what = f"shape {their_shape}, the reference's is {ref_shape}"
+            what = tr(f"shape {their_shape}, the reference's is {ref_shape}",
+                      f"形状是 {their_shape}，参考轨迹中是 {ref_shape}")
         else:
-            what = (f"max abs error {_fmt(err)}, {_fmt(rel)} of its largest entry; "
-                    f"tolerance rtol {rtol:g}, atol {atol:g}")
-        lines.append(f"first divergence: {name} ({what})")
-        lines.append(f"  it is: {e['formula']}")
+            what = tr(f"max abs error {_fmt(err)}, {_fmt(rel)} of its largest entry; "
+                      f"tolerance rtol {rtol:g}, atol {atol:g}",
+                      f"最大绝对误差 {_fmt(err)}，是其最大元素的 {_fmt(rel)}；"
+                      f"容差 rtol {rtol:g}，atol {atol:g}")
+        lines.append(tr(f"first divergence: {name} ({what})", f"第一个不一致的张量：{name}（{what}）"))
+        lines.append(tr(f"  it is: {e['formula']}", f"  它是：{e['formula']}"))
         if e["inputs"]:
-            parts = [f"{i} ({'agrees' if status.get(i) == 'ok' else 'not compared'})"
-                     for i in e["inputs"]]
-            lines.append("  computed from: " + ", ".join(parts))
+            agrees, unknown = tr("agrees", "一致"), tr("not compared", "未比较")
+            parts = [f"{i} ({agrees if status.get(i) == 'ok' else unknown})" for i in e["inputs"]]
+            lines.append(tr("  computed from: ", "  由这些张量算出：") + ", ".join(parts))
             if all(status.get(i) == "ok" for i in e["inputs"]):
-                lines.append("  its inputs agree, so the step that computes it is where "
-                             "the two implementations part")
+                lines.append(tr("  its inputs agree, so the step that computes it is where "
+                                "the two implementations part",
+                                "  它的输入都一致，所以两个实现正是在计算它的这一步分道扬镳"))
         compared = [n for n in result["downstream"] if n in status]
         wrong = [n for n in compared if status[n] != "ok"]
-        lines.append(f"  downstream: {len(result['downstream'])} tensors depend on it; of "
-                     f"the {len(compared)} compared, {len(wrong)} diverge too"
-                     + (f" (the last: {wrong[-1]})" if wrong else ""))
+        lines.append(tr(f"  downstream: {len(result['downstream'])} tensors depend on it; of "
+                        f"the {len(compared)} compared, {len(wrong)} diverge too"
+                        + (f" (the last: {wrong[-1]})" if wrong else ""),
+                        f"  下游：有 {len(result['downstream'])} 个张量依赖它；比较了其中 "
+                        f"{len(compared)} 个，{len(wrong)} 个也不一致"
+                        + (f"（最后一个：{wrong[-1]}）" if wrong else "")))
         others = [r[0] for r in rows if r[1] != "ok" and r[0] != name
                   and r[0] not in result["downstream"]]
         if others:
-            lines.append(f"  also diverging, not downstream of it: {', '.join(others[:8])}"
-                         + (" ..." if len(others) > 8 else ""))
+            lines.append(tr("  also diverging, not downstream of it: ", "  不在它下游、但也不一致的：")
+                         + ", ".join(others[:8]) + (" ..." if len(others) > 8 else ""))
     for name, (a, b) in result["shapes"].items():
-        lines.append(f"shape mismatch: {name}: reference {a}, theirs {b}")
+        lines.append(tr(f"shape mismatch: {name}: reference {a}, theirs {b}",
+                        f"形状不同：{name}：参考轨迹 {a}，你的 {b}"))
     if result["missing"]:
-        lines.append(f"not in theirs ({len(result['missing'])}): "
+        lines.append(tr(f"not in theirs ({len(result['missing'])}): ",
+                        f"你的文件里没有的（{len(result['missing'])} 个）：")
                      + ", ".join(result["missing"][:12])
                      + (" ..." if len(result["missing"]) > 12 else ""))
     if result["extra"]:
-        lines.append(f"only in theirs, not compared ({len(result['extra'])}): "
+        lines.append(tr(f"only in theirs, not compared ({len(result['extra'])}): ",
+                        f"只在你的文件里、未比较的（{len(result['extra'])} 个）：")
                      + ", ".join(map(str, result["extra"][:12]))
                      + (" ..." if len(result["extra"]) > 12 else ""))
     return "\n".join(lines)
