@@ -11,28 +11,32 @@ edition through tr():
 The edition is, in this order:
     1. the environment variable MINIGPT_LANG ("en" or "zh"), if set (notebooks/build.py
        sets it when it runs an edition; set it yourself to override);
-    2. "zh" when the working directory is a Chinese edition's folder (notebooks/zh/ or
-       notebooks/zh/exercises/): Jupyter, JupyterLab and VS Code start a notebook's
-       kernel in the notebook's own folder;
-    3. "en" otherwise.
+    2. in a Jupyter kernel, "zh" when the working directory is a Chinese edition's
+       folder (notebooks/zh/ or notebooks/zh/exercises/): Jupyter, JupyterLab and VS
+       Code start a notebook's kernel in the notebook's own folder;
+    3. "en" otherwise (so the command-line tools speak English wherever they run).
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 LANGUAGES = ("en", "zh")
 ENV = "MINIGPT_LANG"
 
 
-def notebook_language(environ=None, cwd=None) -> str:
-    """"en" or "zh": the edition the running notebook belongs to (see the module doc)."""
+def notebook_language(environ=None, cwd=None, in_kernel=None) -> str:
+    """"en" or "zh": the edition the running notebook belongs to (see the module doc).
+    in_kernel: whether this is a Jupyter kernel (default: whether ipykernel is loaded)."""
     environ = os.environ if environ is None else environ
     chosen = environ.get(ENV, "").strip().lower()
     if chosen:
         if chosen not in LANGUAGES:
             raise ValueError(f"{ENV} must be one of {', '.join(LANGUAGES)}, got {chosen!r}")
         return chosen
+    if not ("ipykernel" in sys.modules if in_kernel is None else in_kernel):
+        return "en"
     here = Path.cwd() if cwd is None else Path(cwd)
     folders = [here.name, here.parent.name if here.name == "exercises" else ""]
     return "zh" if "zh" in folders else "en"

@@ -12,13 +12,16 @@ from minigpt.language import notebook_language, tr
     ("notebooks/zh/exercises", "zh"), ("somewhere/else", "en"), ("zh/exercises", "zh"),
 ])
 def test_the_edition_follows_the_notebook_folder(tmp_path, folder, expected):
-    assert notebook_language(environ={}, cwd=tmp_path / folder) == expected
+    """In a notebook's kernel, by its folder; anywhere else (the CLI), English."""
+    assert notebook_language(environ={}, cwd=tmp_path / folder, in_kernel=True) == expected
+    assert notebook_language(environ={}, cwd=tmp_path / folder, in_kernel=False) == "en"
 
 
 def test_the_environment_variable_overrides_the_folder(tmp_path):
-    assert notebook_language(environ={"MINIGPT_LANG": "en"}, cwd=tmp_path / "zh") == "en"
+    zh = tmp_path / "zh"
+    assert notebook_language(environ={"MINIGPT_LANG": "en"}, cwd=zh, in_kernel=True) == "en"
     assert notebook_language(environ={"MINIGPT_LANG": "ZH "}, cwd=tmp_path) == "zh"
-    assert notebook_language(environ={"MINIGPT_LANG": ""}, cwd=tmp_path / "zh") == "zh"
+    assert notebook_language(environ={"MINIGPT_LANG": ""}, cwd=zh, in_kernel=True) == "zh"
     with pytest.raises(ValueError, match="MINIGPT_LANG must be one of en, zh, got 'fr'"):
         notebook_language(environ={"MINIGPT_LANG": "fr"})
 

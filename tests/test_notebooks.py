@@ -240,6 +240,22 @@ def test_kernel_is_this_interpreter():
     assert stdout_of(nb.cells[0]).strip() == sys.executable
 
 
+@pytest.mark.parametrize("folder,expected", [("zh/exercises", "zh"), ("exercises", "en")])
+def test_a_notebook_opened_in_the_chinese_folder_speaks_chinese(tmp_path, monkeypatch,
+                                                                folder, expected):
+    """What a student gets: Jupyter starts the kernel in the notebook's folder, with no
+    MINIGPT_LANG set, and tr() follows the folder."""
+    from nbclient import NotebookClient
+    monkeypatch.delenv("MINIGPT_LANG", raising=False)
+    (tmp_path / folder).mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from minigpt.language import tr\nprint(tr('en', 'zh'))")])
+    build.ensure_kernel()
+    NotebookClient(nb, kernel_name=build.KERNEL, timeout=60,
+                   resources={"metadata": {"path": str(tmp_path / folder)}}).execute()
+    assert stdout_of(nb.cells[0]).strip() == expected
+
+
 def test_notebook_06_uses_a_shared_checkpoint_instead_of_training(tmp_path, monkeypatch):
     """A class shares one trained model: MINIGPT_CHECKPOINT makes notebook 6 load it."""
     from minigpt.train import train
