@@ -16,6 +16,25 @@
 # 4. the text's two claims, shown numerically;
 # 5. a gradient check of the whole model;
 # 6. checking another implementation against this one, tensor by tensor.
+# %% [markdown] lang="zh"
+# # 4 · Transformer 块与完整的 GPT
+#
+# 教材第 3.1 节说，Transformer 架构由注意力机制（attention mechanism）和位置编码（positional encoding）
+# 两个关键组件构成，并且有三项优势：“可以并行处理序列中的每个位置，有效地捕捉长距离依赖关系，
+# 并具有较好的表达能力”。其中前两项可以用数值展示出来。
+#
+# 不过，一个能工作的 GPT 还需要另外几个部件：词元嵌入（token embedding）、多层感知机（MLP）、
+# 残差连接（residual connection）、层归一化（layer normalisation）和输出头（output head）。
+# 本笔记本把这些部件组装起来，所有计算都由 `minigpt` 完成：
+#
+# 1. Transformer 块（block）：注意力和 MLP，各自前面有一个层归一化，外面绕一条残差连接；
+#    共五个练习，依次写出 GELU、随机失活（dropout）、拆分多头、MLP 和整个块的
+#    反向传播（backpropagation）；
+# 2. 完整的模型，以及每个中间数组的形状；
+# 3. 参数有多少个，分布在哪里；
+# 4. 用数值验证教材的两个说法；
+# 5. 对整个模型做梯度检验（gradient check）；
+# 6. 以本实现为准，逐个检查另一个实现的张量（tensor）。
 
 # %%
 import os
@@ -68,6 +87,25 @@ use_cjk_font()                          # plots can draw Chinese (the font minig
 # \partial f/\partial x$ ($I$ the identity), so the gradient always has a direct path
 # through a block. We check GELU against its formula, its backward numerically, and that
 # a block whose two output projections are zero is exactly the identity.
+# %% [markdown] lang="zh"
+# ## 1. Transformer 块
+#
+# GPT 的块采用 GPT-2 的预归一化（pre-norm）布局，
+# 对形状为 $(B, T, C)$ 的残差流（residual stream）$x$ 做两次更新：
+#
+# $$x \leftarrow x + \text{Attn}(\text{LN}_1(x)) \qquad
+#   x \leftarrow x + \text{MLP}(\text{LN}_2(x))$$
+#
+# 各个位置在注意力这一步相互交换信息；之后 MLP 对每个位置单独计算：
+# $\text{MLP}(h) = \text{GELU}(hW_{fc} + b_{fc})W_{proj} + b_{proj}$，隐藏层宽度为 $4C$。
+# 其中的 GELU 激活函数是 GPT-2 所用的平滑非线性函数：
+#
+# $$\text{GELU}(x) = \tfrac12 x\left(1 + \tanh\left(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\right)\right).$$
+#
+# 残差连接中的“$x + \dots$”对学习至关重要：$\partial(x + f(x))/\partial x = I +
+# \partial f/\partial x$（$I$ 为单位矩阵），所以梯度穿过一个块时，总有一条直达的通路。
+# 下面验证三件事：GELU 与它的公式一致；它的反向传播经得起数值检验；
+# 两个输出投影都为零的块恰好是恒等映射（identity）。
 
 # %%
 z = np.linspace(-4, 4, 401)
@@ -77,8 +115,10 @@ assert np.allclose(gelu, formula, atol=1e-15)
 report = gradcheck(gelu_forward, gelu_backward, {"x": rng.standard_normal((4, 5)) * 2})
 assert report.ok
 dgelu = gelu_backward(np.ones_like(z), cache)
-print(f"GELU matches its formula; its backward passes gradcheck "
-      f"(rel error {report.max_rel_error:.0e})")
+print(tr(f"GELU matches its formula; its backward passes gradcheck "
+         f"(rel error {report.max_rel_error:.0e})",
+         f"GELU 与其公式一致；它的反向传播通过了梯度检验"
+         f"（相对误差 {report.max_rel_error:.0e}）"))
 
 config = GPTConfig(vocab_size=65, block_size=64, n_layer=2, n_head=4, n_embd=32,
                    dtype="float64")
@@ -88,15 +128,18 @@ silent = dict(block_params)
 for name in ("attn.c_proj.w", "attn.c_proj.b", "mlp.c_proj.w", "mlp.c_proj.b"):
     silent[name] = np.zeros_like(silent[name])
 assert np.array_equal(block_forward(x, silent, config.n_head)[0], x)
-print("a block with zero output projections is the identity: the residual path")
+print(tr("a block with zero output projections is the identity: the residual path",
+         "两个输出投影全为零的块就是恒等映射：这就是残差通路"))
 
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 ax.plot(z, gelu, label="GELU(x)")
-ax.plot(z, dgelu, "--", label="GELU'(x)  (from gelu_backward)")
-ax.plot(z, np.maximum(z, 0), ":", color="gray", label="ReLU(x), for comparison")
+ax.plot(z, dgelu, "--", label=tr("GELU'(x)  (from gelu_backward)", "GELU'(x)（由 gelu_backward 算出）"))
+ax.plot(z, np.maximum(z, 0), ":", color="gray",
+        label=tr("ReLU(x), for comparison", "ReLU(x)，用于对比"))
 ax.set_xlabel("x")
-ax.set_ylabel("value")
-ax.set_title("GELU: a smooth ReLU, with a small negative dip")
+ax.set_ylabel(tr("value", "函数值"))
+ax.set_title(tr("GELU: a smooth ReLU, with a small negative dip",
+                "GELU：平滑的 ReLU，在负半轴略低于零"))
 ax.legend()
 plt.show()
 
@@ -116,14 +159,35 @@ plt.show()
 #   + \underbrace{\tfrac12\,x\left(1 - \tanh^2 u\right)\frac{du}{dx}}_{\text{term 2: through }\tanh},
 #   \qquad \frac{du}{dx} = \sqrt{2/\pi}\,\left(1 + 3 \cdot 0.044715\,x^2\right).$$
 #
-# Term 1 alone is a smoothed step (the "gate"); term 2 is what makes GELU dip below
-# zero for negative $x$ and overshoot 1 just right of zero, the shape of the dashed
-# curve above. (`minigpt` computes the same thing through $\tfrac12(1 + \tanh u) =
+# Term 1 alone is a smoothed step (the "gate"); term 2 is what makes the derivative
+# dip below zero for negative $x$ and overshoot 1 just right of zero, the shape of the
+# dashed curve above. (`minigpt` computes the same thing through $\tfrac12(1 + \tanh u) =
 # \sigma(2u)$, which keeps more digits; the value is the same.)
 #
 # **Exercise 1.** Write `my_gelu_backward` from the formula above. The forward caches
 # only its input `x`, so the backward recomputes $u$ and $\tanh u$ from it. Do not
 # forget the upstream gradient `dy`.
+# %% [markdown] lang="zh"
+# 下面请你亲手写出块的反向传播。它分成五个练习，从小到大依次是：GELU、随机失活、拆分多头、MLP，最后是带两条残差连接的整个块。
+# 每个练习都在自己的小规模随机输入上运行（用的是它自己的随机数生成器，
+# 所以不论做不做这些练习，笔记本其余部分得到的随机数都一样），
+# 并由 `check` 判定：它把你写的反向传播与有限差分（finite differences）的结果相比较，输出一行结论。
+#
+# **GELU 的导数。** 记 $u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)$，$y = \tfrac12 x\,(1 + \tanh u)$。
+# 由乘积法则（product rule）得到两项；第二项中还要对 $\tanh$ 用链式法则（chain rule），
+# $\tanh$ 的导数是 $1 - \tanh^2$，由此得到它的各个因子：
+#
+# $$\frac{dy}{dx} = \underbrace{\tfrac12\left(1 + \tanh u\right)}_{\text{第 1 项：}x\text{ 自身的因子}}
+#   + \underbrace{\tfrac12\,x\left(1 - \tanh^2 u\right)\frac{du}{dx}}_{\text{第 2 项：经过 }\tanh},
+#   \qquad \frac{du}{dx} = \sqrt{2/\pi}\,\left(1 + 3 \cdot 0.044715\,x^2\right).$$
+#
+# 单看第 1 项，它是一个平滑的阶跃函数（起“门”的作用）；
+# 正是第 2 项使导数在 $x$ 为负时降到零以下、在零右侧不远处超过 1，这就是上图中虚线的形状。
+# （`minigpt` 借助 $\tfrac12(1 + \tanh u) = \sigma(2u)$ 来计算同一个量，这样能保留更多位有效数字；
+# 结果是一样的。）
+#
+# **练习 1**：按照上面的公式写出 `my_gelu_backward`。前向传播（forward pass）只缓存了输入 `x`，
+# 所以反向传播要由它重新算出 $u$ 和 $\tanh u$。别忘了乘上上游梯度（upstream gradient）`dy`。
 
 # %%
 def gelu_with_cache(x):
@@ -144,7 +208,7 @@ def my_gelu_backward(dy, x):
 
 # %% tags=["check"]
 inputs = {"x": np.random.default_rng(41).standard_normal((4, 6)) * 2}
-assert check("GELU backward", gelu_with_cache, my_gelu_backward, inputs)
+assert check(tr("GELU backward", "GELU 的反向传播"), gelu_with_cache, my_gelu_backward, inputs)
 
 # %% tags=["solution-only"]
 x_ex = np.random.default_rng(1).standard_normal((3, 5, 8)) * 3
@@ -173,6 +237,24 @@ print("my_gelu_backward == minigpt.ops.gelu.gelu_backward")
 #
 # **Exercise 2.** Write `my_dropout_backward`. The forward caches which entries were
 # kept (a boolean array `keep`, the same shape as `x`) and the drop probability `p`.
+# %% [markdown] lang="zh"
+# **随机失活。** 训练时，每个分支的输出在汇入残差流之前都要经过随机失活：
+# 每个元素以概率 $p$ 被置零，保留下来的元素除以 $1 - p$，这种做法叫倒置随机失活（inverted dropout）。
+# 这样期望值保持不变，评估时直接跳过这一步即可：
+#
+# $$y = x \odot m, \qquad m_i = \begin{cases} 1/(1-p) & \text{保留（概率为 } 1-p\text{）} \\
+#   0 & \text{丢弃} \end{cases}$$
+#
+# 掩码（mask）一旦抽定，$y$ 就只是 $x$ 乘以常数，所以 $\partial L/\partial x =
+# \partial L/\partial y \odot m$：被丢弃的元素不传递梯度，保留的元素把梯度同样乘以 $1/(1-p)$ 再传下去。
+#
+# 做梯度检验时，每次前向传播必须使用*同一个*掩码：否则轻推 $x$ 的同时，
+# 哪些元素被保留也会跟着变，有限差分测到的就只是噪声。`dropout_forward` 用调用者传入的随机数生成器抽取掩码，
+# 所以每次调用时都新建一个固定种子的生成器，得到的就总是同一个掩码。
+# `tests/test_ops.py` 就是这样检验它的，下面的前向函数也是这样做的。
+#
+# **练习 2**：写出 `my_dropout_backward`。前向传播缓存了哪些元素被保留
+# （布尔数组 `keep`，形状与 `x` 相同），以及丢弃概率 `p`。
 
 # %%
 P_DROP = 0.3
@@ -195,7 +277,7 @@ def my_dropout_backward(dy, cache):
 
 # %% tags=["check"]
 inputs = {"x": np.random.default_rng(42).standard_normal((4, 6))}
-assert check("dropout backward", dropout_fixed_mask, my_dropout_backward, inputs)
+assert check(tr("dropout backward", "随机失活的反向传播"), dropout_fixed_mask, my_dropout_backward, inputs)
 
 # %% tags=["solution-only"]
 x_ex = np.random.default_rng(3).standard_normal((2, 5, 8))
@@ -204,8 +286,10 @@ y_ex, cache_ex = dropout_fixed_mask(x_ex)
 assert np.allclose(my_dropout_backward(dy_ex, cache_ex)["x"],
                    dropout_backward(dy_ex, dropout_forward(x_ex, P_DROP,
                                                            np.random.default_rng(7))[1]))
-print(f"my_dropout_backward == minigpt.ops.dropout.dropout_backward "
-      f"({(~cache_ex[0]).mean():.0%} of the entries dropped here, p = {P_DROP})")
+print(tr(f"my_dropout_backward == minigpt.ops.dropout.dropout_backward "
+         f"({(~cache_ex[0]).mean():.0%} of the entries dropped here, p = {P_DROP})",
+         f"my_dropout_backward == minigpt.ops.dropout.dropout_backward"
+         f"（这里有 {(~cache_ex[0]).mean():.0%} 的元素被置零，p = {P_DROP}）"))
 
 # %% [markdown]
 # **Splitting into heads (多头).** Attention runs $n_h$ heads side by side, each on its own
@@ -225,6 +309,20 @@ print(f"my_dropout_backward == minigpt.ops.dropout.dropout_backward "
 # (not by calling `merge_heads`: the point is to see why it is the answer).
 # Careful: a reshape of `dq` straight to $(B, T, C)$ has the right shape and the wrong
 # order of entries.
+# %% [markdown] lang="zh"
+# **拆分成多个头。** 多头注意力（multi-head attention）让 $n_h$ 个头（head）并排运行，
+# 每个头使用自己的 $h_s = C / n_h$ 个通道（channel）。`split_heads` 完成拆分时不做任何算术：
+# 先变形（reshape）$(B, T, C) \to (B, T, n_h, h_s)$，把每个位置的通道切成 $n_h$ 组；
+# 再转置（transpose）$\to (B, n_h, T, h_s)$，把头所在的轴放到前面，
+# 这样一次批量矩阵乘法就能算出所有头的 $QK^T$。`merge_heads` 按相反的顺序撤销这两步。
+#
+# 变形和转置的反向传播是什么？它们不改变任何一个数值，只是把元素搬到新的位置。
+# 因此 $x$ 的每个元素都恰好落在输出的某一个位置上，它的梯度就是上游梯度在那个位置上的值。
+# 所以只要把 `dq` 的元素搬回原来的位置就行，也就是先做逆转置，再做逆变形。
+# 换句话说，`split_heads` 的反向传播就是 `merge_heads`（反之亦然）；`self_attention_backward` 正是这样用的。
+#
+# **练习 3**：用 `transpose` 和 `reshape` 写出 `my_split_heads_backward`（不要直接调用 `merge_heads`：重点是弄明白它为什么就是答案）。
+# 注意：把 `dq` 直接变形为 $(B, T, C)$，形状是对的，元素的顺序却是错的。
 
 # %%
 N_HEAD = 3
@@ -245,15 +343,17 @@ def my_split_heads_backward(dq, cache):
 
 # %% tags=["check"]
 inputs = {"x": np.random.default_rng(43).standard_normal((2, 5, 12))}   # C = 12, hs = 4
-assert check("split_heads backward", split_with_cache, my_split_heads_backward, inputs)
+assert check(tr("split_heads backward", "split_heads 的反向传播"), split_with_cache, my_split_heads_backward, inputs)
 
 # %% tags=["solution-only"]
 x_ex = np.random.default_rng(5).standard_normal((2, 7, 12))
 dq_ex = np.random.default_rng(6).standard_normal((2, N_HEAD, 7, 4))
 assert np.array_equal(my_split_heads_backward(dq_ex, None)["x"], merge_heads(dq_ex))
 assert np.array_equal(merge_heads(split_heads(x_ex, N_HEAD)), x_ex)       # the inverse
-print("my_split_heads_backward == minigpt.ops.attention.merge_heads, "
-      "and merge_heads(split_heads(x)) == x")
+print(tr("my_split_heads_backward == minigpt.ops.attention.merge_heads, "
+         "and merge_heads(split_heads(x)) == x",
+         "my_split_heads_backward == minigpt.ops.attention.merge_heads，"
+         "并且 merge_heads(split_heads(x)) == x"))
 
 # %% [markdown]
 # **The MLP's backward.** The MLP is three ops in a row, and its backward is their
@@ -272,6 +372,21 @@ print("my_split_heads_backward == minigpt.ops.attention.merge_heads, "
 # `linear_backward` and `gelu_backward` (or your own GELU backward:
 # `my_gelu_backward(da, cache.gelu.x)["x"]`). Return every gradient under the
 # parameter's name.
+# %% [markdown] lang="zh"
+# **MLP 的反向传播。** MLP 是依次执行的三个运算，它的反向传播就是按相反的顺序执行这三个运算的反向传播，
+# 每一步都把算出的输入梯度交给前一步：
+#
+# | 前向传播 | 反向传播 |
+# |---|---|
+# | $h = xW_{fc} + b_{fc}$ | `dx, dW_fc, db_fc = linear_backward(dh, cache.up)` |
+# | $a = \text{GELU}(h)$ | `dh = gelu_backward(da, cache.gelu)` |
+# | $\text{out} = aW_{proj} + b_{proj}$ | `da, dW_proj, db_proj = linear_backward(dout, cache.down)` |
+#
+# （反向传播这一列要从下往上读。）`mlp_forward` 返回一个 `MLPCache`，
+# 其中每个运算各有一个缓存（cache）：`up`、`gelu`、`down`。
+#
+# **练习 4**：组合 `minigpt` 的 `linear_backward` 和 `gelu_backward`（也可以用你自己写的 GELU 反向传播：`my_gelu_backward(da, cache.gelu.x)["x"]`），
+# 写出 `my_mlp_backward`。每个梯度都以对应参数的名字为键返回。
 
 # %%
 def mlp(x, **p):
@@ -293,7 +408,7 @@ ex_rng = np.random.default_rng(44)
 inputs = {"x": ex_rng.standard_normal((2, 3, 4)), "c_fc.w": ex_rng.standard_normal((4, 16)),
           "c_fc.b": ex_rng.standard_normal(16), "c_proj.w": ex_rng.standard_normal((16, 4)),
           "c_proj.b": ex_rng.standard_normal(4)}
-assert check("MLP backward", mlp, my_mlp_backward, inputs)
+assert check(tr("MLP backward", "MLP 的反向传播"), mlp, my_mlp_backward, inputs)
 
 # %% tags=["solution-only"]
 out_ex, cache_ex = mlp_forward(inputs["x"], inputs)
@@ -305,7 +420,7 @@ assert mine.keys() == theirs.keys() and all(np.allclose(mine[k], theirs[k]) for 
 print("my_mlp_backward == minigpt.block.mlp_backward")
 
 # %% [markdown]
-# **The block's backward: residuals add gradients.** Read `block_forward` as four lines:
+# **The block's backward: residuals add gradients.** Read `block_forward` as two lines:
 #
 # $$x_{mid} = x + \text{drop}(\text{Attn}(\text{LN}_1(x))) \qquad
 #   x_{out} = x_{mid} + \text{drop}(\text{MLP}(\text{LN}_2(x_{mid})))$$
@@ -328,6 +443,27 @@ print("my_mlp_backward == minigpt.block.mlp_backward")
 # **Exercise 5.** Write `my_block_backward`. The check runs the block with dropout on
 # (probability 0.1, fixed masks), so a forgotten dropout backward shows, and with
 # random parameters, so that no zero bias or unit gain hides a mistake.
+# %% [markdown] lang="zh"
+# **块的反向传播：残差连接让梯度相加。** 把 `block_forward` 看成下面两个式子：
+#
+# $$x_{mid} = x + \text{drop}(\text{Attn}(\text{LN}_1(x))) \qquad
+#   x_{out} = x_{mid} + \text{drop}(\text{MLP}(\text{LN}_2(x_{mid})))$$
+#
+# 然后从最后一步开始逐步撤销。到达 $x_{out}$ 的梯度 $G$ 沿两条路到达 $x_{mid}$：
+# 一条直接穿过“+”（恒等映射，所以就是 $G$ 本身），另一条依次穿过随机失活、MLP 和 $\text{LN}_2$。
+# 两条路汇入同一个变量，梯度就**相加**：$\partial L/\partial x_{mid} = G + (\text{MLP 分支的梯度})$。
+# 到了 $x$ 处，注意力分支也是同样的情形。
+# 缓存是一个 `BlockCache`，它的各个字段是各子层的缓存，按前向传播的顺序排列：`ln1`、`attn`、`drop1`、`ln2`、`mlp`、`drop2`。
+# 可以调用的子层反向传播有：
+#
+# - `dropout_backward(d, cache.drop2)` 返回对随机失活层输入的梯度；
+# - `mlp_backward(d, cache.mlp)` 和 `self_attention_backward(d, cache.attn)` 返回 `(dx, grads)`，
+#   其中 grads 以局部名字（"c_fc.w" 等）为键，块把它们存为 "mlp.c_fc.w"、"attn.c_attn.w" 等；
+# - `layernorm_backward(d, cache.ln2)` 返回 `(dx, dw, db)`，存为 "ln_2.w"、"ln_2.b"。
+#
+# **练习 5**：写出 `my_block_backward`。检查时块开启了随机失活（概率 0.1，掩码固定），
+# 所以漏掉随机失活的反向传播就会暴露出来；参数也取随机值，
+# 这样就不会有恰好为零的偏置或恰好为 1 的增益把错误掩盖掉。
 
 # %%
 small = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.1,
@@ -364,7 +500,7 @@ ex_rng = np.random.default_rng(45)
 inputs = {"x": ex_rng.standard_normal((2, 4, small.n_embd)),
           **{name: value + 0.2 * ex_rng.standard_normal(value.shape)     # off the init
              for name, value in subdict(GPT(small, seed=1).params, "h.0.").items()}}
-assert check("block backward", block_with_dropout, my_block_backward, inputs)
+assert check(tr("block backward", "块的反向传播"), block_with_dropout, my_block_backward, inputs)
 
 # %% tags=["solution-only"]
 out_ex, cache_ex = block_with_dropout(**inputs)
@@ -373,7 +509,8 @@ mine = my_block_backward(dout_ex, cache_ex)
 dx_ex, theirs = block_backward(dout_ex, cache_ex)
 assert np.allclose(mine.pop("x"), dx_ex)
 assert mine.keys() == theirs.keys() and all(np.allclose(mine[k], theirs[k]) for k in mine)
-print(f"my_block_backward == minigpt.block.block_backward ({len(theirs)} parameter gradients)")
+print(tr(f"my_block_backward == minigpt.block.block_backward ({len(theirs)} parameter gradients)",
+         f"my_block_backward == minigpt.block.block_backward（共 {len(theirs)} 个参数梯度）"))
 
 # %% [markdown]
 # `minigpt`'s own `block_backward` is the same composition (with a `tape` for the
@@ -381,6 +518,11 @@ print(f"my_block_backward == minigpt.block.block_backward ({len(theirs)} paramet
 # dropout), with `gradcheck`'s full table: one line per tensor. It returns the
 # gradient of its input and a dict of parameter gradients with the same names as the
 # parameters, so a tiny wrapper lets `gradcheck` treat them all as inputs.
+# %% [markdown] lang="zh"
+# `minigpt` 自己的 `block_backward` 也是同样的组合（另外多一个 `tape` 参数，用于第 6 节的轨迹）。
+# 下面在本笔记本较宽的块上（$C = 32$，不用随机失活）运行它，并打印 `gradcheck` 的完整表格：
+# 每个张量一行。它返回输入的梯度，以及一个与参数同名的参数梯度字典，
+# 所以只要一个小小的包装函数，`gradcheck` 就能把它们都当作输入来检验。
 
 # %%
 def block(x, **p):
@@ -398,7 +540,8 @@ report = gradcheck(block, block_grads, {"x": rng.standard_normal((2, 5, config.n
 print(report)
 assert report.ok
 
-report.plot(title="One block: analytic vs numeric gradient, per tensor")
+report.plot(title=tr("One block: analytic vs numeric gradient, per tensor",
+                     "一个块：逐个张量比较解析梯度与数值梯度"))
 plt.show()
 
 # %% [markdown]
@@ -416,6 +559,24 @@ plt.show()
 # Below we run a model step by step with `minigpt`'s functions, recording every shape,
 # and check that the result equals `model.forward`, whose cache keeps what each layer
 # computed under its name (`model.cache.attention(0)` is block 0's attention weights).
+# %% [markdown] lang="zh"
+# ## 2. 完整的模型，逐个查看形状
+#
+# GPT 把词元编号映射为分数：每个位置上、每个可能的下一个词元各有一个分数，称为对数几率（logits）：
+#
+# $$x^{(0)} = W_{te}[\text{idx}] + PE \qquad x^{(l+1)} = \text{Block}_l(x^{(l)}) \qquad
+#   \text{logits} = \text{LN}_f(x^{(L)})\,W_{te}^T$$
+#
+# 输出头重复使用嵌入表 $W_{te}$，这叫*权重共享*（weight tying）：在输入端表示某个词元的那个向量，在输出端也用来给这个词元打分。
+# 记号：$B$ 为批大小（batch size），$T$ 为时间步（位置）数，$C$ 为通道数
+# （即模型维度，教材第 3.3 节记作 $d_{model}$，称为“模型的输入维度”），$n_h$ 为头数，
+# 每个头的大小为 $h_s = C/n_h$（即教材第 3.2 节的 $d_k$），$V$ 为词表（vocabulary）大小。
+#
+# 下面用 `minigpt` 的函数一步一步地运行模型，记录每一步的形状，并检查结果与 `model.forward` 相同。
+# 这就是教材第 3.4 节第 3 步“正向传播”（即前向传播）所说的“将输入数据通过模型中的各个层次进行计算，
+# 得到预测结果”；表的最后一行是交叉熵（cross-entropy）损失，即第 4 步“损失计算”。
+# `model.forward` 的缓存按名字保存了每一层的计算结果：`model.cache.attention(0)`
+# 就是第 0 个块的注意力权重（attention weights），教材称之为“关注度”。
 
 # %%
 model = GPT(config, seed=0)
@@ -432,33 +593,36 @@ def note(step, formula, array):
     return array
 
 
-tok = note("token embeddings", "W_te[idx]", embedding_forward(idx, p["wte"])[0])
-pe = note("positional encoding", "PE[:T]", sinusoidal_table(T, C))
-x = note("block 0 input", "tok + PE (broadcast over B)", tok + pe)
+tok = note(tr("token embeddings", "词元嵌入"), "W_te[idx]",
+           embedding_forward(idx, p["wte"])[0])
+pe = note(tr("positional encoding", "位置编码"), "PE[:T]", sinusoidal_table(T, C))
+x = note(tr("block 0 input", "块 0 的输入"),
+         tr("tok + PE (broadcast over B)", "tok + PE（沿 B 广播）"), tok + pe)
 first = subdict(p, "h.0.")                                  # look inside block 0
-h = note("&nbsp;&nbsp;LN₁(x)", "layer norm of each position",
+h = note("&nbsp;&nbsp;LN₁(x)", tr("layer norm of each position", "对每个位置做层归一化"),
          layernorm_forward(x, first["ln_1.w"], first["ln_1.b"])[0])
-qkv = note("&nbsp;&nbsp;q, k, v side by side", "h W_attn + b_attn",
+qkv = note(tr("&nbsp;&nbsp;q, k, v side by side", "&nbsp;&nbsp;q、k、v 并排"), "h W_attn + b_attn",
            linear_forward(h, first["attn.c_attn.w"], first["attn.c_attn.b"])[0])
 q, k, v = (split_heads(t, nh) for t in np.split(qkv, 3, axis=-1))
-note("&nbsp;&nbsp;q (and k, v) per head", "split_heads", q)
-scores = note("&nbsp;&nbsp;scores, per head", "q kᵀ / √h_s",
+note(tr("&nbsp;&nbsp;q (and k, v) per head", "&nbsp;&nbsp;每个头的 q（k、v 同样）"), "split_heads", q)
+scores = note(tr("&nbsp;&nbsp;scores, per head", "&nbsp;&nbsp;每个头的注意力分数"), "q kᵀ / √h_s",
               q @ k.swapaxes(-1, -2) / np.sqrt(C // nh))
-attn = note("&nbsp;&nbsp;attention output", "Attn(LN₁(x))",
+attn = note(tr("&nbsp;&nbsp;attention output", "&nbsp;&nbsp;注意力的输出"), "Attn(LN₁(x))",
             self_attention_forward(h, subdict(first, "attn."), nh)[0])
-x_mid = note("&nbsp;&nbsp;first residual", "x + Attn(LN₁(x))", x + attn)
+x_mid = note(tr("&nbsp;&nbsp;first residual", "&nbsp;&nbsp;第一个残差连接"), "x + Attn(LN₁(x))", x + attn)
 h2 = layernorm_forward(x_mid, first["ln_2.w"], first["ln_2.b"])[0]
-note("&nbsp;&nbsp;MLP hidden", "GELU(LN₂(x) W_fc + b_fc)",
+note(tr("&nbsp;&nbsp;MLP hidden", "&nbsp;&nbsp;MLP 隐藏层"), "GELU(LN₂(x) W_fc + b_fc)",
      gelu_forward(linear_forward(h2, first["mlp.c_fc.w"], first["mlp.c_fc.b"])[0])[0])
-mlp = note("&nbsp;&nbsp;MLP output", "MLP(LN₂(x))", mlp_forward(h2, subdict(first, "mlp."))[0])
+mlp = note(tr("&nbsp;&nbsp;MLP output", "&nbsp;&nbsp;MLP 的输出"), "MLP(LN₂(x))", mlp_forward(h2, subdict(first, "mlp."))[0])
 assert np.allclose(x_mid + mlp, block_forward(x, first, nh)[0])   # the block's two lines
 for l in range(config.n_layer):
-    x = note(f"block {l} output", "x + Attn(...) + MLP(...)",
+    x = note(tr(f"block {l} output", f"块 {l} 的输出"), "x + Attn(...) + MLP(...)",
              block_forward(x, subdict(p, f"h.{l}."), nh)[0])
-x = note("final layer norm", "LN_f(x)", layernorm_forward(x, p["ln_f.w"], p["ln_f.b"])[0])
-logits = note("logits", "x W_teᵀ (tied head)", x @ p["wte"].T)
+x = note(tr("final layer norm", "最后的层归一化"), "LN_f(x)", layernorm_forward(x, p["ln_f.w"], p["ln_f.b"])[0])
+logits = note(tr("logits", "对数几率（logits）"), tr("x W_teᵀ (tied head)", "x W_teᵀ（与词元嵌入共享权重）"),
+              x @ p["wte"].T)
 loss, _ = cross_entropy_forward(logits, targets)
-note("loss", "mean −log p(target)", np.array(loss))
+note(tr("loss", "损失"), tr("mean −log p(target)", "−log p(目标) 的平均"), np.array(loss))
 
 model_logits, model_loss = model.forward(idx, targets)
 assert np.allclose(logits, model_logits, atol=1e-12) and np.isclose(loss, model_loss)
@@ -469,10 +633,12 @@ assert np.allclose(model.cache.attention(0), softmax_forward(scores)[0], atol=1e
 assert rows[-2][2] == (B, T, V) and rows[2][2] == (B, T, C)
 display(Markdown(
     f"B = {B}, T = {T}, C = {C}, n_h = {nh}, h_s = {C // nh}, V = {V}\n\n"
-    "| step | formula | shape |\n|---|---|---|\n"
+    + tr("| step | formula | shape |\n|---|---|---|\n", "| 步骤 | 公式 | 形状 |\n|---|---|---|\n")
     + "\n".join(f"| {s} | {f} | `{shape}` |" for s, f, shape in rows)))
-print("the step-by-step run gives exactly model.forward's logits, loss and attention weights "
-      "(model.cache.attention(0))")
+print(tr("the step-by-step run gives exactly model.forward's logits, loss and attention weights "
+         "(model.cache.attention(0))",
+         "逐步运行得到的对数几率、损失和注意力权重（model.cache.attention(0)）"
+         "与 model.forward 的完全相同"))
 
 # %% [markdown]
 # Why this stacks well: at initialisation `minigpt` (like GPT-2) draws the two output
@@ -483,6 +649,16 @@ print("the step-by-step run gives exactly model.forward's logits, loss and atten
 # model with learned positions, whose table starts as small as the token embeddings
 # (std 0.02; the sinusoidal table, of size ~0.7, would hide the blocks' updates), once
 # as initialised and once with the output projections at the unscaled std 0.02.
+# %% [markdown] lang="zh"
+# 为什么这样的块能一层层叠起来？参数初始化（parameter initialisation）时，`minigpt`（与 GPT-2 一样）
+# 随机抽取每个块的两个输出投影，所用的标准差乘上了 $1/\sqrt{2L}$。每个块向残差流加上两项，
+# 把这两项缩小，残差流的大小就不会随深度增长：每个块一开始都只是一个小修正，接近恒等映射；
+# 很深的网络一开始也就与浅的网络相差无几。
+#
+# 我们在一个有 8 个块的模型上测量这一点。它使用可学习位置编码（learned positional embedding），
+# 位置表一开始和词元嵌入一样小，标准差为 0.02；如果用正弦位置编码（sinusoidal positional encoding），
+# 表中数值的大小约为 0.7，会把各块的更新淹没。
+# 测量做两次：一次用初始化得到的原样参数，一次把输出投影恢复为未缩放的标准差 0.02。
 
 # %%
 def residual_sizes(model):
@@ -505,9 +681,11 @@ for name in unscaled.params:
     if name.endswith("c_proj.w"):
         unscaled.params[name] *= np.sqrt(2 * deep_config.n_layer)   # back to std 0.02
 sizes = {"scaled by 1/√(2L)": residual_sizes(scaled), "unscaled": residual_sizes(unscaled)}
+shown = {"scaled by 1/√(2L)": tr("scaled by 1/√(2L)", "按 1/√(2L) 缩放"),   # what the labels say
+         "unscaled": tr("unscaled", "不缩放")}
 for label, (stream, update) in sizes.items():
-    print(f"{label:>18}: stream", np.round(stream, 3), "\n" + " " * 20 + "update",
-          np.round(update, 3))
+    print(tr(f"{label:>18}: stream", f"{shown[label]}：\n  残差流  "), np.round(stream, 3),
+          "\n" + tr(" " * 20 + "update", "  每块更新"), np.round(update, 3))
 stream, update = sizes["scaled by 1/√(2L)"]
 assert update.max() < 0.2 * stream.min()        # every block is a small correction
 assert stream.max() / stream.min() < 1.1        # the stream keeps its size
@@ -516,12 +694,15 @@ assert stream[-1] > 1.4 * stream[0]             # without the scale it grows wit
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for (label, (stream, update)), color in zip(sizes.items(), ("C0", "C1")):
-    ax.plot(range(9), stream, "o-", color=color, label=f"stream x after block l, {label}")
-    ax.plot(np.arange(1, 9), update, "s--", color=color, label=f"block l's update, {label}")
-ax.set_xlabel("block l (0 = embeddings)")
-ax.set_ylabel("root mean square")
+    ax.plot(range(9), stream, "o-", color=color,
+            label=tr(f"stream x after block l, {label}", f"块 l 之后的残差流 x，{shown[label]}"))
+    ax.plot(np.arange(1, 9), update, "s--", color=color,
+            label=tr(f"block l's update, {label}", f"块 l 的更新，{shown[label]}"))
+ax.set_xlabel(tr("block l (0 = embeddings)", "块 l（0 = 嵌入）"))
+ax.set_ylabel(tr("root mean square", "均方根"))
 ax.set_ylim(0, None)
-ax.set_title("At initialisation: the scaled blocks leave the stream's size alone")
+ax.set_title(tr("At initialisation: the scaled blocks leave the stream's size alone",
+                "初始化时：缩放后的块不改变残差流的大小"))
 ax.legend(fontsize=8)
 plt.show()
 
@@ -537,6 +718,16 @@ plt.show()
 #
 # The head adds nothing: it is $W_{te}$ again. The check compares the formula with
 # `model.num_params()` on several shapes.
+# %% [markdown] lang="zh"
+# ## 3. 参数有多少个？
+#
+# 从形状来数。每个块有：两个层归一化（各 $2C$ 个）、合并在一起的 $q,k,v$ 投影（$3C^2 + 3C$）、
+# 注意力的输出投影（$C^2 + C$），以及 MLP（$4C^2 + 4C$ 和 $4C^2 + C$）：
+#
+# $$N = \underbrace{VC}_{W_{te}} + L\,(12C^2 + 13C) + \underbrace{2C}_{\text{LN}_f}
+#   \quad \big(+\ \text{block\_size}\cdot C\text{，使用可学习位置编码时}\big).$$
+#
+# 输出头不增加参数：它还是 $W_{te}$。下面的检查在几种不同的形状上，把公式与 `model.num_params()` 相比较。
 
 # %%
 def count(cfg):
@@ -549,7 +740,8 @@ for cfg in [config, GPTConfig(), GPTConfig(vocab_size=1340, n_layer=6, n_embd=19
             GPTConfig(pos_encoding="learned", n_layer=1)]:
     assert GPT(cfg).num_params() == count(cfg)
     assert sum(np.prod(s) for s in param_shapes(cfg).values()) == count(cfg)
-print(f"the formula matches num_params(); this notebook's model has {model.num_params():,}")
+print(tr(f"the formula matches num_params(); this notebook's model has {model.num_params():,}",
+         f"公式与 num_params() 一致；本笔记本的模型有 {model.num_params():,} 个参数"))
 
 cfg = GPTConfig(vocab_size=1340, block_size=128, n_layer=4, n_head=4, n_embd=128)
 groups = {"embedding W_te": 0, "attention": 0, "MLP": 0, "layer norms": 0}
@@ -560,20 +752,24 @@ for name, shape in param_shapes(cfg).items():
 assert sum(groups.values()) == count(cfg)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-axes[0].bar(list(groups), list(groups.values()))
+bar_labels = {"embedding W_te": tr("embedding W_te", "词元嵌入 W_te"), "attention": tr("attention", "注意力"),
+              "MLP": "MLP", "layer norms": tr("layer norms", "层归一化")}    # what the bars say
+axes[0].bar([bar_labels[g] for g in groups], list(groups.values()))
 for i, n in enumerate(groups.values()):
     axes[0].text(i, n, f"{n:,}", ha="center", va="bottom")
-axes[0].set_ylabel("parameters")
-axes[0].set_title(f"Where the {count(cfg):,} parameters sit (V={cfg.vocab_size}, C=128, L=4)")
+axes[0].set_ylabel(tr("parameters", "参数个数"))
+axes[0].set_title(tr(f"Where the {count(cfg):,} parameters sit (V={cfg.vocab_size}, C=128, L=4)",
+                     f"{count(cfg):,} 个参数分布在哪里（V={cfg.vocab_size}，C=128，L=4）"))
 widths = np.array([32, 64, 128, 256, 512, 768])
 axes[1].loglog(widths, [count(cfg.replace(n_embd=int(c), n_head=4)) for c in widths], "o-",
-               label="total N")
+               label=tr("total N", "总数 N"))
 axes[1].loglog(widths, 4 * 12 * widths ** 2, "--", label="12 L C²")
 axes[1].set_xticks(widths, [str(c) for c in widths])
 axes[1].minorticks_off()
-axes[1].set_xlabel("width C")
-axes[1].set_ylabel("parameters")
-axes[1].set_title("The blocks grow like C², the embedding like V·C")
+axes[1].set_xlabel(tr("width C", "宽度 C"))
+axes[1].set_ylabel(tr("parameters", "参数个数"))
+axes[1].set_title(tr("The blocks grow like C², the embedding like V·C",
+                     "各块的参数按 C² 增长，嵌入按 V·C 增长"))
 axes[1].legend()
 plt.tight_layout()
 plt.show()
@@ -591,6 +787,19 @@ plt.show()
 # projection and the MLP's two), no loop over time. The causal mask is what makes this legitimate: position
 # $t$'s scores are exactly those we would get by feeding the model only the first
 # $t+1$ tokens. We check that equality, and time both ways.
+# %% [markdown] lang="zh"
+# 对字符级（character-level）的聊天模型来说，词表（$V \approx 1340$ 个字符，包括汉字）
+# 让嵌入表在小模型里占了不小的比例：在上面的聊天模型中约占五分之一，
+# 在笔记本 5 那个两个块、$C = 64$ 的模型中占将近一半。
+#
+# ## 4. 实测教材的两个说法
+#
+# **并行处理每个位置。** 对形状为 $(B, T)$ 的一批输入调用一次 `model.forward`，
+# 就同时得到全部 $T$ 个位置的下一个词元分数：每层六次矩阵乘法
+# （$q, k, v$ 投影、$QK^T$、对 $V$ 的加权求和、输出投影，以及 MLP 的两次），没有逐个时间步的循环。
+# 这就是教材所说的“并行处理序列中的每个位置”。
+# 这样做之所以正确，靠的是因果掩码（causal mask）：位置 $t$ 的分数，
+# 与只把前 $t+1$ 个词元输入模型时得到的分数完全相同。我们检查这个等式，并比较两种做法的耗时。
 
 # %%
 T_long = 64 if not QUICK else 32
@@ -602,14 +811,18 @@ start = time.perf_counter()
 one_by_one = np.stack([model.forward(seq[:, : t + 1])[0][0, -1] for t in range(T_long)])
 t_sequential = time.perf_counter() - start
 assert np.allclose(all_at_once[0], one_by_one, atol=1e-12)
-print(f"one forward over T = {T_long}: {1e3 * t_parallel:.1f} ms; "
-      f"{T_long} forwards over prefixes: {1e3 * t_sequential:.1f} ms; identical scores")
+print(tr(f"one forward over T = {T_long}: {1e3 * t_parallel:.1f} ms; "
+         f"{T_long} forwards over prefixes: {1e3 * t_sequential:.1f} ms; identical scores",
+         f"对 T = {T_long} 做一次前向传播：{1e3 * t_parallel:.1f} ms；"
+         f"对各前缀做 {T_long} 次前向传播：{1e3 * t_sequential:.1f} ms；分数完全相同"))
 
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.barh(["T prefix forwards\n(one position each)", "one forward\n(all positions)"],
+ax.barh([tr("T prefix forwards\n(one position each)", "对 T 个前缀各做一次前向传播\n（每次一个位置）"),
+         tr("one forward\n(all positions)", "一次前向传播\n（所有位置）")],
         [1e3 * t_sequential, 1e3 * t_parallel])
-ax.set_xlabel("milliseconds (this machine, this run)")
-ax.set_title(f"Same {T_long} predictions, computed in parallel or one by one")
+ax.set_xlabel(tr("milliseconds (this machine, this run)", "毫秒（本机、本次运行）"))
+ax.set_title(tr(f"Same {T_long} predictions, computed in parallel or one by one",
+                f"同样的 {T_long} 个预测：并行计算，或逐个计算"))
 plt.show()
 
 # %% [markdown]
@@ -625,6 +838,17 @@ plt.show()
 # position's logits only, and run the ops' backwards in reverse to get
 # $\partial L / \partial x^{(0)}$. The recurrent network is a toy written here only for
 # contrast (random $W$ with spectral radius 0.9).
+# %% [markdown] lang="zh"
+# **长距离依赖关系。** 教材说 Transformer 能“有效地捕捉长距离依赖关系”。
+# 最后一个位置的预测，能在多大程度上依赖往前 $k$ 个位置的词元？
+# 看这个预测对输入向量 $x^{(0)}_{T-1-k}$ 的梯度。
+# 在 Transformer 中，任何位置都能通过一步注意力到达任何更早的位置，所以架构本身不会让这个梯度随 $k$ 变小。
+# 循环神经网络（recurrent neural network）$h_t = \tanh(Wh_{t-1} + Ux_t)$ 则必须让信号穿过
+# $k$ 个雅可比矩阵（Jacobian）$\text{diag}(1 - h_t^2)\,W$，它们的乘积通常按几何级数缩小。
+#
+# 我们用 `minigpt` 的运算做前向传播，只在最后一个位置的对数几率上放一个随机梯度，
+# 再按相反的顺序运行各运算的反向传播，得到 $\partial L / \partial x^{(0)}$。
+# 循环网络是这里为了对比而写的一个玩具模型：$W$ 是随机矩阵，谱半径（spectral radius）为 0.9。
 
 # %%
 T_long = 64
@@ -673,16 +897,21 @@ gpt_far = reach_gpt[1:] / reach_gpt[1]                   # distances 1 .. T-1, r
 rnn_far = reach_rnn[1:] / reach_rnn[1]
 assert gpt_far.min() > 0.3                               # no decay with distance
 assert rnn_far[-1] < 1e-6                                # geometric decay
-print(f"gradient at distance {T_long - 1} relative to distance 1: GPT {gpt_far[-1]:.2f}, "
-      f"recurrent toy {rnn_far[-1]:.1e}")
+print(tr(f"gradient at distance {T_long - 1} relative to distance 1: GPT {gpt_far[-1]:.2f}, "
+         f"recurrent toy {rnn_far[-1]:.1e}",
+         f"距离 {T_long - 1} 处的梯度与距离 1 处之比：GPT 为 {gpt_far[-1]:.2f}，"
+         f"玩具循环网络为 {rnn_far[-1]:.1e}"))
 
 fig, ax = plt.subplots(figsize=(7.5, 4))
 ks = np.arange(1, T_long)
-ax.semilogy(ks, gpt_far, label="GPT (this model, at initialisation)")
-ax.semilogy(ks, rnn_far, "--", label="toy recurrent network")
-ax.set_xlabel("distance k between the predicting position and the input")
-ax.set_ylabel(r"$|\partial L/\partial x_{T-1-k}|$, relative to k = 1")
-ax.set_title("Attention reaches far back in one step; recurrence fades")
+ax.semilogy(ks, gpt_far, label=tr("GPT (this model, at initialisation)", "GPT（本模型，初始化时）"))
+ax.semilogy(ks, rnn_far, "--", label=tr("toy recurrent network", "玩具循环网络"))
+ax.set_xlabel(tr("distance k between the predicting position and the input",
+                 "做预测的位置与输入位置之间的距离 k"))
+ax.set_ylabel(tr(r"$|\partial L/\partial x_{T-1-k}|$, relative to k = 1",
+                 "位置 T−1−k 处的 |∂L/∂x|（相对于 k = 1）"))   # (mathtext draws no Chinese)
+ax.set_title(tr("Attention reaches far back in one step; recurrence fades",
+                "注意力一步就能回看很远；循环网络的信号逐渐衰减"))
 ax.legend()
 plt.show()
 
@@ -699,6 +928,19 @@ plt.show()
 # parameter of a tiny float64 GPT and compares the change of the loss with
 # `model.backward()`. We turn on everything at once: dropout (with fixed masks), learned
 # positions, two blocks, biases.
+# %% [markdown] lang="zh"
+# 有两点需要说明，以免误解。第一，初始化时，分给远处位置的权重在绝对值上很小
+# （注意力几乎是均匀的，投影也很小）；架构保证的是距离本身不带来任何代价，至于该关注哪里，由训练来决定。
+# 第二，这里的并行是*同一次*前向传播之内各个位置之间的并行；
+# 训练好的 GPT 在写文本时，仍然是一个词元接一个词元地生成（笔记本 6）。
+#
+# ## 5. 对整个模型做梯度检验
+#
+# 这是对所有手写反向传播的总检验：`gradcheck_model` 逐个轻推一个小型 float64 GPT 的每个参数，
+# 把损失的变化与 `model.backward()` 的结果相比较。`model.backward()` 做的就是教材第 3.4 节第 5 步“反向传播”：
+# “根据损失值，反向传播计算每个参数的梯度”；
+# 每次轻推之后重新算出损失，用的则是第 3 步“正向传播”和第 4 步“损失计算”。
+# 我们把所有功能同时打开：随机失活（掩码固定）、可学习位置编码、两个块、偏置。
 
 # %%
 tiny = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8,
@@ -706,11 +948,13 @@ tiny = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8,
 idx = rng.integers(0, 11, (2, 8))
 targets = rng.integers(0, 11, (2, 8))
 report = gradcheck_model(tiny, idx, targets, train=True, max_elements=10 if QUICK else None)
-print(f"{sum(c.checked for c in report.checks):,} of {tiny.num_params():,} parameters perturbed")
+print(tr(f"{sum(c.checked for c in report.checks):,} of {tiny.num_params():,} parameters perturbed",
+         f"在 {tiny.num_params():,} 个参数中扰动了 {sum(c.checked for c in report.checks):,} 个"))
 print(report)
 assert report.ok
 
-report.plot(title="Whole GPT: every parameter's hand-derived gradient vs finite differences")
+report.plot(title=tr("Whole GPT: every parameter's hand-derived gradient vs finite differences",
+                     "整个 GPT：每个参数的手推梯度与有限差分的比较"))
 plt.show()
 
 # %% [markdown]
@@ -728,6 +972,21 @@ plt.show()
 # gradient-checked model itself, not a second copy of it.
 #
 # Here are the names of block 0's attention, as the manifest lists them:
+# %% [markdown] lang="zh"
+# ## 6. 逐个张量地检查另一个实现
+#
+# 迟早你会在别的地方再写一个 Transformer：用 PyTorch，用 C，或者在 GPU 上。
+# 通常的检查是比较最终的损失，可是损失不对只能说明*有*地方错了，说不出错在*哪里*。
+# 更糟的是，有的错误在损失上根本看不出来。
+# 所以 minigpt 提供了一份参考：一个小型 float64 模型在一次前向和反向传播中的每个命名张量
+# （`python -m minigpt reference --out ref.npz`，或下面的 `write_reference`），
+# 以及一个比较器：它按数据流动的顺序逐个比较张量，并指出第一个不一致的张量
+# （`python -m minigpt compare ref.npz yours.npz`）。
+# 每个张量都附有它的公式和输入，这些是在 `GPT.forward` 和 `GPT.backward` 运行时记录下来的
+# （`tape` 参数，见 `minigpt/tape.py`）：这份参考轨迹（reference trace）就是经过梯度检验的模型本身，
+# 而不是它的另一份副本。
+#
+# 下面是清单（manifest）中列出的第 0 个块的注意力部分的张量名：
 
 # %%
 import contextlib
@@ -741,8 +1000,10 @@ ref_path = os.path.join(work, "ref.npz")
 write_reference(ref_path, GPTConfig(vocab_size=32, block_size=8, n_layer=2, n_head=2,
                                     n_embd=16, dtype="float64"), seed=0, batch=2)
 ref_arrays, ref_meta = load_reference(ref_path)
-print(f"{len(ref_meta['tensors'])} tensors: inputs, parameters (minigpt's and nanoGPT's "
-      f"names), activations, gradients")
+print(tr(f"{len(ref_meta['tensors'])} tensors: inputs, parameters (minigpt's and nanoGPT's "
+         f"names), activations, gradients",
+         f"{len(ref_meta['tensors'])} 个张量：输入、参数（minigpt 和 nanoGPT 的名字）、"
+         f"激活值、梯度"))
 for e in ref_meta["tensors"]:
     if e["name"].startswith("h.0.attn.") and not e["name"].endswith((".w", ".b")):
         print(f"  {e['name']:<18} {str(tuple(e['shape'])):<14} {e['formula'][:62]}")
@@ -755,6 +1016,12 @@ for e in ref_meta["tensors"]:
 # attention scores divided by $d_k$ instead of $\sqrt{d_k}$. (Without PyTorch the
 # cell below plants the same mistake in a copy of the reference instead, in block 0's
 # scores only.)
+# %% [markdown] lang="zh"
+# 另一个实现是 `examples/pytorch_trace.py`：一个按 nanoGPT 的写法、用 PyTorch 写成的 GPT。
+# 它加载参考中的权重（用 nanoGPT 的名字），并通过模块钩子（module hooks）和几处 `record()` 调用，
+# 以参考中的名字记录自己的张量。它的 `--bug` 选项会埋下一个经典错误：
+# 注意力分数除以 $d_k$，而不是 $\sqrt{d_k}$。这里的 $d_k$ 是键向量（key）的维度，教材称为“关键字向量的维度”。
+# （如果没有安装 PyTorch，下面的单元格会改为在参考的一份副本中埋下同样的错误，只改第 0 个块的分数。）
 
 # %%
 try:
@@ -771,8 +1038,10 @@ if torch is not None:
         pytorch_trace.main(["ref.npz", "--out", "bug.npz", "--bug"])
         theirs, theirs_bug = load_tensors("mine.npz"), load_tensors("bug.npz")
 else:
-    print("PyTorch is not installed (pip install torch==2.13.0 runs the real example); "
-          "planting the mistake in a copy of the reference")
+    print(tr("PyTorch is not installed (pip install torch==2.13.0 runs the real example); "
+             "planting the mistake in a copy of the reference",
+             "没有安装 PyTorch（pip install torch==2.13.0 之后即可运行真正的示例）；"
+             "改为在参考的副本中埋下这个错误"))
     theirs = dict(ref_arrays)
     theirs_bug = dict(ref_arrays)
     q, k = ref_arrays["h.0.attn.q"], ref_arrays["h.0.attn.k"]
@@ -780,10 +1049,10 @@ else:
     scores = q @ k.swapaxes(-1, -2) / hs                       # the bug: d_k, not sqrt(d_k)
     theirs_bug["h.0.attn.scores"] = np.where(causal_mask(8, 8), -np.inf, scores)
 
-print("the correct implementation:")
+print(tr("the correct implementation:", "正确的实现："))
 print(report(compare(ref_arrays, ref_meta, theirs), all_rows=False))
 print()
-print("the planted bug:")
+print(tr("the planted bug:", "埋下的错误："))
 result = compare(ref_arrays, ref_meta, theirs_bug)
 print(report(result, all_rows=False))
 
@@ -796,6 +1065,12 @@ print(report(result, all_rows=False))
 # the mistake is in the one line that turns q and k into scores. Everything
 # downstream then differs because of it, which the picture shows: the error, tensor by
 # tensor, in data-flow order.
+# %% [markdown] lang="zh"
+# 损失是前向传播的最后一个张量。有了这个错误，它与参考值只在第七位有效数字上有差别
+# （刚初始化的模型分数很小，所以缩放暂时几乎没有影响）：只检查损失的话，这个错误就蒙混过关了。
+# 逐个张量地比较却不会放过它：分数之前的每个张量都一致，分数的误差达到它自身大小的 65%，
+# 而比较器还指出分数的输入 q 和 k 是一致的，所以错误就出在把 q 和 k 变成分数的那一行。
+# 其后的所有张量也都因此不同，下图显示了这一点：按数据流的顺序，逐个张量的误差。
 
 # %%
 rows = result["rows"]
@@ -806,15 +1081,17 @@ ax.bar(range(len(rows)), errors, color=["tab:red" if r[1] != "ok" else "tab:gree
                                        for r in rows], width=1.0)
 ax.set_yscale("log")
 ax.axhline(1e-9, color="black", lw=0.8, ls="--")
-ax.text(0, 2e-9, "tolerance (float64)", fontsize=8)
+ax.text(0, 2e-9, tr("tolerance (float64)", "容差（float64）"), fontsize=8)
 backward = next(i for i, r in enumerate(rows) if r[0].startswith("grad."))
 ax.axvline(backward - 0.5, color="gray", lw=0.8)
-ax.text(backward + 1, 1e-16, "backward ->", fontsize=8, color="gray")
+ax.text(backward + 1, 1e-16, tr("backward ->", "反向传播 ->"), fontsize=8, color="gray")
 ax.annotate(rows[first][0], (first, errors[first]), xytext=(first + 8, 3e-2),
             arrowprops=dict(arrowstyle="->"), fontsize=9)
-ax.set_xlabel("tensors in data-flow order (forward, then backward)")
-ax.set_ylabel("error / largest entry")
-ax.set_title("Where the planted bug enters, and how far it spreads")
+ax.set_xlabel(tr("tensors in data-flow order (forward, then backward)",
+                 "按数据流顺序排列的张量（先前向传播，后反向传播）"))
+ax.set_ylabel(tr("error / largest entry", "误差 / 最大元素"))
+ax.set_title(tr("Where the planted bug enters, and how far it spreads",
+                "埋下的错误从哪里进入，又扩散到多远"))
 plt.show()
 
 # %% [markdown]
@@ -825,6 +1102,13 @@ plt.show()
 # of it, written by hand, agrees with finite differences, and a trace of all of them is a
 # reference that points any other implementation at its first wrong tensor. Next:
 # notebook 5 trains it.
+# %% [markdown] lang="zh"
+# **小结**：GPT 由这几部分组成：词元嵌入加上位置编码；多个堆叠的块（先注意力、后 MLP，
+# 每个子层前面有层归一化，外面绕一条残差连接）；最后的层归一化；以及与词元嵌入共享权重的输出头。
+# 它的参数量是 $VC + L(12C^2 + 13C) + 2C$。它一次前向传播就算出所有位置，
+# 任何位置都能通过一步注意力到达任何更早的位置。它的每个梯度都是手写的，并且都与有限差分一致；
+# 记录下所有这些梯度的轨迹就是一份参考，能把任何其他实现引向它第一个出错的张量。
+# 下一步：笔记本 5 训练这个模型。
 
 # %% [markdown]
 # ## Questions to think about (思考题)
@@ -848,3 +1132,19 @@ plt.show()
 #    as the number of blocks grows, then measure it: chain `layernorm_forward`,
 #    `self_attention_forward` and `mlp_forward` for each block, and their backwards in
 #    reverse, as `input_gradient` does in section 4.
+# %% [markdown] lang="zh"
+# ## 思考题
+#
+# 可以用文字回答，也可以在新的单元格里写几行代码：需要的函数上面都已用过。
+#
+# 1. **初始损失。** 训练之前，在随机词元上调用 `model.forward(idx, targets)` 得到的损失接近 $\log V$（对本笔记本的模型，$\log 65 \approx 4.17$）。为什么是这个数？初始权重的什么性质导致了这一点？
+#    如果词元嵌入一开始的标准差是 1 而不是 0.02，你预计会怎样？
+# 2. **$1/\sqrt{2L}$。** 第 2 节在初始化时把每个块的输出投影乘以 $1/\sqrt{2L}$。
+#    其中的 2 从哪里来？为什么用平方根，而不是 $1/(2L)$？
+#    （把残差流看成一系列更新之和，想一想独立项之和的方差如何随项数增长。）
+# 3. **去掉残差连接。** 假设一个块先计算 $x \leftarrow \text{Attn}(\text{LN}_1(x))$，
+#    再计算 $x \leftarrow \text{MLP}(\text{LN}_2(x))$，没有“$x + \dots$”。
+#    你的 `my_block_backward` 中哪一行要改？先预测：随着块数增加，
+#    到达嵌入的梯度 $\partial L/\partial x^{(0)}$ 会怎样变化；然后动手测量：
+#    像第 4 节的 `input_gradient` 那样，
+#    对每个块依次调用 `layernorm_forward`、`self_attention_forward` 和 `mlp_forward`，再按相反的顺序调用它们的反向传播。
