@@ -32,6 +32,8 @@ A cell marker may carry tags. Two of them matter to the exercises:
                    notebook runs on.
     solution-only  kept in the solution notebook, left out of the exercise edition
                    (e.g. comparing the reader's function with the library's).
+And one to the editions: `timing` marks a cell that prints what the clock measured,
+the one place where the two editions' numbers may differ (tests/test_notebooks.py).
 Inside code, the lines between `# BEGIN SOLUTION` and `# END SOLUTION` are the part a
 student writes; the exercise edition replaces them with a `raise NotImplementedError`.
 

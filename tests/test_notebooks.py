@@ -141,7 +141,7 @@ def test_what_plots_and_prints_say_follows_the_edition(name):
     assert not untranslated, f"{name}: wrap these in tr(en, zh): {untranslated[:5]}"
 
 
-NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def numbers_shown(cell):
@@ -150,8 +150,9 @@ def numbers_shown(cell):
     more), sorted: the editions word their lines differently, even in another order."""
     text = "".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
                    + o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
-    return sorted(n for n in NUMBER.findall(text)       # measured values, not "第 3 步"
-                  if any(c in n for c in ".,e") or len(n.lstrip("+-")) >= 5)
+    numbers = [n.lstrip("+") for n in NUMBER.findall(text)]     # "+2,048" is "多出 2,048"
+    return sorted(n for n in numbers                     # measured values, not "第 3 步"
+                  if any(c in n for c in ".,e") or len(n.lstrip("-")) >= 5)
 
 
 @pytest.mark.parametrize("name", NAMES)

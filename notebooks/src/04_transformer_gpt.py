@@ -801,7 +801,7 @@ plt.show()
 # 这样做之所以正确，靠的是因果掩码（causal mask）：位置 $t$ 的分数，
 # 与只把前 $t+1$ 个词元输入模型时得到的分数完全相同。我们检查这个等式，并比较两种做法的耗时。
 
-# %%
+# %% tags=["timing"]
 T_long = 64 if not QUICK else 32
 seq = rng.integers(0, V, (1, T_long))
 start = time.perf_counter()
