@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from minigpt.config import TrainConfig
+from minigpt.language import tr
 from minigpt.tokenizer import BOT, END, SPECIAL_TOKENS, USER, CharTokenizer
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # never yaml.Loader: no objects
@@ -243,12 +244,17 @@ class CharDataset:
         n_conv = {s: len(c) for s, c in self.conversations.items()}
         n_tok = {s: len(t) for s, t in self.tokens.items()}
         v = self.tokenizer.vocab_size
-        return (f"corpus: {n_conv['train'] + n_conv['val']:,} conversations, "
-                f"{self.n_chars:,} characters\n"
-                f"vocab:  {v:,} tokens ({v - len(SPECIAL_TOKENS):,} characters + "
-                f"{len(SPECIAL_TOKENS)} markers)\n"
-                f"train:  {n_conv['train']:,} conversations, {n_tok['train']:,} tokens\n"
-                f"val:    {n_conv['val']:,} conversations, {n_tok['val']:,} tokens")
+        return tr(f"corpus: {n_conv['train'] + n_conv['val']:,} conversations, "
+                  f"{self.n_chars:,} characters\n"
+                  f"vocab:  {v:,} tokens ({v - len(SPECIAL_TOKENS):,} characters + "
+                  f"{len(SPECIAL_TOKENS)} markers)\n"
+                  f"train:  {n_conv['train']:,} conversations, {n_tok['train']:,} tokens\n"
+                  f"val:    {n_conv['val']:,} conversations, {n_tok['val']:,} tokens",
+                  f"语料库：{n_conv['train'] + n_conv['val']:,} 段对话，{self.n_chars:,} 个字符\n"
+                  f"词表：  {v:,} 个词元（{v - len(SPECIAL_TOKENS):,} 个字符 + "
+                  f"{len(SPECIAL_TOKENS)} 个标记）\n"
+                  f"训练集：{n_conv['train']:,} 段对话，{n_tok['train']:,} 个词元\n"
+                  f"验证集：{n_conv['val']:,} 段对话，{n_tok['val']:,} 个词元")
 
 
 @functools.lru_cache(maxsize=4)

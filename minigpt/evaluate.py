@@ -41,6 +41,7 @@ import yaml
 
 from .data import CORPUS_PACKAGE, format_conversation
 from .generate import generate
+from .language import tr
 from .ops.loss import cross_entropy_forward
 from .tokenizer import BOT
 
@@ -198,15 +199,20 @@ def describe_validity(result):
     """
     def percent(v):
         return "n/a" if v != v else f"{100 * v:.1f}%"
-    lines = [f"word validity: {percent(result['validity'])} of {result['n_words']:,} English "
-             f"words in {result['n_replies']:,} greedy replies to validation openings occur "
-             f"in the corpus ({percent(result['validity_train'])} in the training "
-             f"conversations alone)"]
+    lines = [tr(f"word validity: {percent(result['validity'])} of {result['n_words']:,} English "
+                f"words in {result['n_replies']:,} greedy replies to validation openings occur "
+                f"in the corpus ({percent(result['validity_train'])} in the training "
+                f"conversations alone)",
+                f"单词有效率：对验证集开头句的 {result['n_replies']:,} 条贪心解码回复中，"
+                f"{result['n_words']:,} 个英文单词有 {percent(result['validity'])} 在语料库中出现过"
+                f"（只算训练集对话则是 {percent(result['validity_train'])}）")]
     if result["unknown"]:
-        lines.append("  unknown words: " + ", ".join(
+        lines.append(tr("  unknown words: ", "  不认识的词：") + ", ".join(
             f"{w!r} x{c}" if c > 1 else repr(w) for w, c in result["unknown"].most_common(8)))
-    lines.append(f"  replies that ended with the end-of-turn marker: {result['n_finished']} "
-                 f"of {result['n_replies']}")
+    lines.append(tr(f"  replies that ended with the end-of-turn marker: {result['n_finished']} "
+                    f"of {result['n_replies']}",
+                    f"  以轮次结束标记收尾的回复：{result['n_replies']} 条中有 "
+                    f"{result['n_finished']} 条"))
     return "\n".join(lines)
 
 
@@ -250,8 +256,11 @@ def evaluate_greetings(model, tokenizer, conversations, max_new_tokens=160):
 
 
 def describe_greetings(result, show=6):
-    lines = [f"greetings: {sum(ok for _, _, ok in result['replies'])} of {result['n']} greedy "
-             f"replies to the corpus's greeting lines are one of the corpus's own answers"]
+    n_ok = sum(ok for _, _, ok in result['replies'])
+    lines = [tr(f"greetings: {n_ok} of {result['n']} greedy "
+                f"replies to the corpus's greeting lines are one of the corpus's own answers",
+                f"问候语：对语料库中问候语的 {result['n']} 条贪心解码回复中，有 {n_ok} 条"
+                f"是语料库自己的答案之一")]
     for line, reply, ok in result["replies"][:show]:
         lines.append(f"  {'ok ' if ok else '   '} {line!r} -> {reply[:60]!r}")
     return "\n".join(lines)

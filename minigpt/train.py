@@ -64,6 +64,7 @@ from .config import GPTConfig, TrainConfig
 from .data import CharDataset, build_dataset
 from .evaluate import estimate_loss, evaluate_chat
 from .data_parallel import DataParallel
+from .language import tr
 from .model import GPT, param_count
 from .optim import AdamW, adamw_from_config, clip_grad_norm, lr_at
 from .plots import save_loss_plot
@@ -286,10 +287,14 @@ def _announce(run, start, resumed):
     model, cfg, ckpt, say = run.model, run.cfg, run.ckpt, run.say
     mcfg = model.config
     say(run.data.describe())
-    say(f"model:  {model.num_params():,} parameters ({mcfg.n_layer} layers, n_embd "
-        f"{mcfg.n_embd}, {mcfg.n_head} heads, block {mcfg.block_size}, {mcfg.dtype})")
-    say(f"{'resuming at' if resumed else 'training for'} iteration {start} of "
-        f"{cfg.max_iters}; checkpoint: {ckpt}")
+    say(tr(f"model:  {model.num_params():,} parameters ({mcfg.n_layer} layers, n_embd "
+           f"{mcfg.n_embd}, {mcfg.n_head} heads, block {mcfg.block_size}, {mcfg.dtype})",
+           f"模型：  {model.num_params():,} 个参数（{mcfg.n_layer} 层，n_embd "
+           f"{mcfg.n_embd}，{mcfg.n_head} 个头，block {mcfg.block_size}，{mcfg.dtype}）"))
+    say(tr(f"{'resuming at' if resumed else 'training for'} iteration {start} of "
+           f"{cfg.max_iters}; checkpoint: {ckpt}",
+           f"{'从' if resumed else '训练：从'}第 {start} 步{'继续' if resumed else '开始'}，"
+           f"共 {cfg.max_iters} 步；检查点：{ckpt}"))
     if not resumed and os.path.exists(ckpt):
         say(f"note: {ckpt} exists and will be replaced by this new run (to continue it "
             f"instead, use --resume)")
@@ -368,7 +373,8 @@ def _evaluate(run, it):
     T, B = model.config.block_size, cfg.batch_size
     losses = estimate_loss(run.engine, data, B, T, cfg.eval_iters, cfg.seed)
     run.history["evals"].append({"iter": it, **losses})
-    run.say(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+    run.say(tr(f"iter {it:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}",
+               f"第 {it:5d} 步：训练损失 {losses['train']:.4f}，验证损失 {losses['val']:.4f}"))
 
 
 def _save(run, it):
@@ -403,14 +409,16 @@ def _finish(run, start, it, t0) -> TrainResult:
         _save(run, it)
     seconds = time.time() - t0
     last = history["evals"][-1]
-    say(f"done: {it} iterations in {int(seconds // 60)} min {int(seconds % 60):02d} s this "
-        f"session; final train loss "
-        f"{last['train']:.4f}, val loss {last['val']:.4f}")
-    say(f"saved {ckpt} and {run.plot}")
+    minutes, secs = int(seconds // 60), int(seconds % 60)
+    say(tr(f"done: {it} iterations in {minutes} min {secs:02d} s this session; final train "
+           f"loss {last['train']:.4f}, val loss {last['val']:.4f}",
+           f"完成：本次用 {minutes} 分 {secs:02d} 秒训练到第 {it} 步；最终训练损失 "
+           f"{last['train']:.4f}，验证损失 {last['val']:.4f}"))
+    say(tr(f"saved {ckpt} and {run.plot}", f"已保存 {ckpt} 和 {run.plot}"))
     replies, greetings = evaluate_chat(run.model, run.tokenizer, run.data.conversations,
                                        n=cfg.eval_replies or None,
                                        max_new_tokens=cfg.eval_reply_tokens, say=say)
-    say("talk to it with: python -m minigpt chat" +
+    say(tr("talk to it with: ", "和它对话：") + "python -m minigpt chat" +
         ("" if os.path.abspath(cfg.out_dir) == os.path.abspath("out/chat")
          else f" --checkpoint {ckpt}"))
     return TrainResult(it, "done", ckpt, last["train"], last["val"], seconds,

@@ -59,3 +59,20 @@ def test_the_checkers_speak_the_edition(monkeypatch, capsys, lang):
     assert chinese == [lang == "zh"] * 4, lines
     if lang == "zh":
         assert lines[1] == "FAIL square：还没有写（请替换掉 raise NotImplementedError 那一行）"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_what_training_prints_speaks_the_edition(monkeypatch, lang):
+    """Notebook 6 trains in its first cell: the run's summary lines follow the edition."""
+    from minigpt.data import CharDataset
+    from minigpt.evaluate import describe_greetings, describe_validity
+    monkeypatch.setenv(language.ENV, lang)
+    data = CharDataset([["Hi", "Hello"], ["你好", "欢迎"]], [["Bye", "See you"]])
+    validity = {"validity": 0.5, "validity_train": 0.25, "n_words": 4, "n_replies": 2,
+                "n_finished": 1, "unknown": {}}
+    lines = "\n".join([data.describe(), describe_validity(validity),
+                       describe_greetings({"n": 1, "replies": [("Hi", "Hello", True)]})])
+    words = ["corpus:", "word validity:", "greetings:"]
+    chinese = ["语料库：", "单词有效率：", "问候语："]
+    assert all(w in lines for w in (chinese if lang == "zh" else words)), lines
+    assert not any(w in lines for w in (words if lang == "zh" else chinese)), lines

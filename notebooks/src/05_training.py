@@ -51,7 +51,6 @@ from minigpt.ops.softmax import softmax_forward
 from minigpt.optim import AdamW, clip_grad_norm, lr_at
 from minigpt.language import tr      # tr(english, chinese): what this edition prints and draws
 from minigpt.plots import use_cjk_font
-from minigpt.tokenizer import SPECIAL_TOKENS
 
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
@@ -96,13 +95,7 @@ use_cjk_font()                          # plots can draw Chinese (the font minig
 conversations = load_conversations(("english", "chinese"))
 data = CharDataset.from_conversations(conversations)
 tok = data.tokenizer
-print(tr(data.describe(),
-         f"语料：{len(data.conversations['train']) + len(data.conversations['val']):,} 段对话，"
-         f"{data.n_chars:,} 个字符\n"
-         f"词表：{tok.vocab_size:,} 个词元（{tok.vocab_size - len(SPECIAL_TOKENS):,} 个字符 + "
-         f"{len(SPECIAL_TOKENS)} 个特殊标记）\n"
-         f"训练集：{len(data.conversations['train']):,} 段对话，{len(data.tokens['train']):,} 个词元\n"
-         f"验证集：{len(data.conversations['val']):,} 段对话，{len(data.tokens['val']):,} 个词元"))
+print(data.describe())                 # in the edition's language (minigpt.language)
 print(tr(f"\none formatted dialogue: {format_conversation(conversations[0])}",
          f"\n格式化后的一段对话：{format_conversation(conversations[0])}"))
 
