@@ -30,7 +30,7 @@ chat: $(STAMP)  ## talk to the model `make train` wrote (Ctrl-D to leave); ARGS=
 bench: $(STAMP)  ## time a training step (vs PyTorch if installed) and generation
 	$(PY) benchmarks/bench.py
 
-notebooks: $(STAMP)  ## rebuild notebooks/*.ipynb and notebooks/zh/*.ipynb from notebooks/src/*.py and run them in full mode (~12 min: 06 trains the chat model twice)
+notebooks: $(STAMP)  ## rebuild notebooks/*.ipynb and notebooks/zh/*.ipynb from notebooks/src/*.py and run them in full mode (~10 min: 06 trains the chat model once per edition)
 	$(PY) notebooks/build.py notebooks
 
 exercises: $(STAMP)  ## regenerate the student editions notebooks/exercises/ and notebooks/zh/exercises/ from the solution notebooks

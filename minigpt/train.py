@@ -296,8 +296,9 @@ def _announce(run, start, resumed):
            f"{'从' if resumed else '训练：从'}第 {start} 步{'继续' if resumed else '开始'}，"
            f"共 {cfg.max_iters} 步；检查点：{ckpt}"))
     if not resumed and os.path.exists(ckpt):
-        say(f"note: {ckpt} exists and will be replaced by this new run (to continue it "
-            f"instead, use --resume)")
+        say(tr(f"note: {ckpt} exists and will be replaced by this new run (to continue it "
+               f"instead, use --resume)",
+               f"注意：{ckpt} 已经存在，这次新的训练会替换它（想接着它训练，请用 --resume）"))
     if start >= cfg.max_iters:
         say(f"nothing to do: this run already did {start} of its {cfg.max_iters} steps "
             f"(pass a larger --max-iters to go on)")

@@ -52,6 +52,7 @@ import os
 QUICK = os.environ.get("MINIGPT_QUICK", "0") == "1"   # 1: the short run the tests use
 
 import tempfile
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -152,8 +153,10 @@ def char_label(token):
 
 # %%
 PRESET = "tiny" if QUICK else "chat"
+PROJECT = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "pyproject.toml").exists()),
+               Path.cwd())                      # the minigpt folder, from either edition
 OUT_DIR = (tempfile.mkdtemp(prefix="minigpt-notebook06-") if QUICK
-           else os.path.join("..", "out", "notebook06"))
+           else os.path.relpath(PROJECT / "out" / "notebook06"))
 SHARED = os.environ.get("MINIGPT_CHECKPOINT")       # a checkpoint the teacher shared
 print(tr(f"preset {PRESET!r}\nmodel: {PRESETS[PRESET].model}\ntraining: {PRESETS[PRESET].train}",
          f"预设 {PRESET!r}\n模型：{PRESETS[PRESET].model}\n训练：{PRESETS[PRESET].train}"))
