@@ -182,8 +182,8 @@ def build_parser():
                        description="A chat REPL. Piped input: one reply line per input line.")
     _sampling_options(p, greedy_default=True)
     p.add_argument("--lang", choices=("en", "zh"), default=None,
-                   help="language of the chat's own messages (default: zh if the locale is "
-                        "Chinese, else en)")
+                   help="language of the chat's own messages (default: MINIGPT_LANG if set, "
+                        "else zh if the locale is Chinese, else en)")
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("sample", help="free-running text from a trained model",

@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 
+from . import language
 from .generate import check_sampling_args, check_slide, make_rng, stream
 from .blas import one_blas_thread
 from .tokenizer import BOT, END, SPECIAL_TOKENS, USER
@@ -195,13 +196,17 @@ MESSAGES = {     # what the chat says, in English and in Chinese (python -m mini
 
 
 def chat_language(lang=None, environ=None) -> str:
-    """"en" or "zh": `lang` if given, else Chinese when the locale is (LC_ALL,
-    LC_MESSAGES or LANG starting with "zh", or a Windows locale named Chinese)."""
+    """"en" or "zh", in this order: `lang` if given (--lang); MINIGPT_LANG if set (as
+    minigpt.language reads it, the variable the notebooks and `train` follow); else
+    Chinese when the locale is (LC_ALL, LC_MESSAGES or LANG starting with "zh", or a
+    Windows locale named Chinese)."""
     if lang is not None:
         if lang not in MESSAGES:
             raise ValueError(f"--lang must be one of {sorted(MESSAGES)}, got {lang!r}")
         return lang
     environ = os.environ if environ is None else environ
+    if environ.get(language.ENV, "").strip():
+        return language.notebook_language(environ=environ)
     names = [environ.get(k, "") for k in ("LC_ALL", "LC_MESSAGES", "LANG")]
     if os.name == "nt" and not any(names):
         names = [locale.getlocale()[0] or ""]

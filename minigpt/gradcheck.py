@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .language import tr
+from .language import notebook_language, tr
 
 
 ERROR_FLOOR = 1e-16        # where GradcheckReport.plot draws a rel_error of exactly 0
@@ -131,7 +131,15 @@ class GradcheckReport:
         verdict = "PASS" if self.ok else "FAIL"
         ax.set_title(title or tr(f"gradcheck {verdict}: max rel error {self.max_rel_error:.1e}",
                                  f"gradcheck {verdict}：最大相对误差 {self.max_rel_error:.1e}"))
-        ax.legend()
+        legend = ax.legend()
+        if notebook_language() == "zh":
+            # The labels are Chinese. A Text keeps the fonts of the moment it was made
+            # (the axes' title and labels: when ax was), so give these minigpt's CJK
+            # font as their fallback, whoever made ax and whenever.
+            from .plots import use_cjk_font
+            use_cjk_font()
+            for text in [ax.title, ax.yaxis.label, *legend.get_texts()]:
+                text.set_fontfamily(plt.rcParams["font.family"])
         return ax
 
     def __str__(self):

@@ -9,8 +9,10 @@ edition through tr():
     ax.set_title(tr("Attention weights", "注意力权重"))
 
 The edition is, in this order:
-    1. the environment variable MINIGPT_LANG ("en" or "zh"), if set (notebooks/build.py
-       sets it when it runs an edition; set it yourself to override);
+    1. the environment variable MINIGPT_LANG ("en" or "zh"; a locale name such as
+       zh_CN.UTF-8 or en-US counts as its language), if set (notebooks/build.py sets it
+       when it runs an edition; set it yourself to override); any other value is named
+       in a warning and English is spoken;
     2. in a Jupyter kernel, "zh" when the working directory is a Chinese edition's
        folder (notebooks/zh/ or notebooks/zh/exercises/): Jupyter, JupyterLab and VS
        Code start a notebook's kernel in the notebook's own folder;
@@ -19,7 +21,9 @@ The edition is, in this order:
 from __future__ import annotations
 
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
 LANGUAGES = ("en", "zh")
@@ -30,11 +34,17 @@ def notebook_language(environ=None, cwd=None, in_kernel=None) -> str:
     """"en" or "zh": the edition the running notebook belongs to (see the module doc).
     in_kernel: whether this is a Jupyter kernel (default: whether ipykernel is loaded)."""
     environ = os.environ if environ is None else environ
-    chosen = environ.get(ENV, "").strip().lower()
+    chosen = environ.get(ENV, "").strip()
     if chosen:
-        if chosen not in LANGUAGES:
-            raise ValueError(f"{ENV} must be one of {', '.join(LANGUAGES)}, got {chosen!r}")
-        return chosen
+        # "zh", "ZH", "zh_CN.UTF-8", "zh-Hans": the part before the first _ - . or @
+        code = re.split(r"[_\-.@]", chosen, maxsplit=1)[0].lower()
+        if code in LANGUAGES:
+            return code
+        # a warning, not an error: every tr() asks, and a typo must not stop a
+        # training run or a notebook at its first printed line
+        warnings.warn(f"{ENV} must be one of {', '.join(LANGUAGES)} (or a locale name "
+                      f"such as zh_CN.UTF-8), got {chosen!r}; speaking English", stacklevel=2)
+        return "en"
     if not ("ipykernel" in sys.modules if in_kernel is None else in_kernel):
         return "en"
     here = Path.cwd() if cwd is None else Path(cwd)

@@ -7,6 +7,7 @@ history is what a run records (and its checkpoint keeps):
 """
 from __future__ import annotations
 
+import functools
 import os
 
 from .checkpoint import write_atomically
@@ -21,13 +22,22 @@ def use_cjk_font():
     CJK SC, under the SIL Open Font License) and make it the fallback of the default
     family: matplotlib then draws each character with the first font of
     rcParams["font.family"] that has it (Latin with the default, Chinese with ours).
-    Returns its family name."""
-    from matplotlib import font_manager, rcParams
-    font_manager.fontManager.addfont(CJK_FONT)
-    name = font_manager.FontProperties(fname=CJK_FONT).get_name()
+    Returns its family name. Calling it again costs nothing: the font is registered once.
+    """
+    from matplotlib import rcParams
+    name = _register_cjk_font()
     families = [f for f in rcParams["font.family"] if f != name]
     rcParams["font.family"] = families + [name]
     return name
+
+
+@functools.cache
+def _register_cjk_font():
+    """Add minigpt's CJK font to matplotlib's font list (once per process: addfont
+    appends on every call) and return its family name."""
+    from matplotlib import font_manager
+    font_manager.fontManager.addfont(CJK_FONT)
+    return font_manager.FontProperties(fname=CJK_FONT).get_name()
 
 
 def draw_losses(ax, history, label_smoothing=0.0):
@@ -59,14 +69,20 @@ def save_loss_plot(history, path, title="", label_smoothing=0.0):
     to the file and leaves pyplot alone, so a notebook calling train() keeps its
     inline plots and no window opens.
     """
+    from matplotlib import rc_context
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.subplots()
-    draw_losses(ax, history, label_smoothing)
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    # A temp file of this process's own, renamed over the old plot when complete:
-    # never a half-written PNG, and two processes never write the same temp file.
-    write_atomically(path, lambda f: fig.savefig(f, format="png"), suffix=".tmp.png")
+    # The labels may be Chinese (MINIGPT_LANG=zh), and so may a title: draw with
+    # minigpt's CJK font as the fallback, inside rc_context so that the caller's
+    # matplotlib settings are as they were afterwards.
+    with rc_context():
+        use_cjk_font()
+        fig = Figure(figsize=(7, 4), dpi=100)
+        ax = fig.subplots()
+        draw_losses(ax, history, label_smoothing)
+        ax.set_title(title, fontsize=9)
+        ax.legend()
+        fig.tight_layout()
+        # A temp file of this process's own, renamed over the old plot when complete:
+        # never a half-written PNG, and two processes never write the same temp file.
+        write_atomically(path, lambda f: fig.savefig(f, format="png"), suffix=".tmp.png")

@@ -403,7 +403,9 @@ def report(result, *, all_rows=True) -> str:
     if all_rows:
         width = max(len(r[0]) for r in rows)
         lines.append(tr(f"{'tensor':<{width}}  {'max abs err':>11}  {'rel err':>9}  ",
-                        f"{'张量':<{width - 2}}  {'最大绝对误差':>5}  {'相对误差':>5}  "))
+                        # a Chinese character takes two columns: 张量 fills `width`,
+                        # 最大绝对误差 (12 columns) ends where the 11-wide column does
+                        f"{'张量':<{width - 2}} {'最大绝对误差'}  {'相对误差':>5}  "))
         for name, st, err, rel, _ in rows:
             mark = {"ok": "ok", "diverges": tr("DIVERGES", "不一致"), "shape": tr("SHAPE", "形状不同")}[st]
             lines.append(f"{name:<{width}}  {_fmt(err):>11}  {_fmt(rel):>9}  {mark}")

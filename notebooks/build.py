@@ -382,9 +382,16 @@ def library_version() -> str:
 
 # ----------------------------------------------------------------------------- commands
 def write(nb, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """nb as path, atomically (minigpt.checkpoint.write_atomically): a Ctrl-C or a full
+    disk mid-write leaves the committed notebook as it was, never half a file. The bytes
+    are nbformat.write's (UTF-8, one final newline), with LF line ends on every system."""
+    if str(HERE.parent) not in sys.path:        # the project's minigpt, installed or not
+        sys.path.insert(0, str(HERE.parent))
+    from minigpt.checkpoint import write_atomically
     nbformat.validate(nb)
-    nbformat.write(nb, str(path))
+    text = nbformat.writes(nb)
+    text += "" if text.endswith("\n") else "\n"
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), suffix=".tmp.ipynb")
 
 
 def cmd_notebooks(selected, quick: bool, run: bool, langs=LANGUAGES) -> None:

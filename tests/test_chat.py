@@ -268,6 +268,10 @@ def test_chat_speaks_chinese_with_lang_zh_or_a_chinese_locale(monkeypatch, bot):
     assert chat_language(environ={"LANG": "en_US.UTF-8"}) == "en"
     assert chat_language(environ={"LC_ALL": "en_GB.UTF-8", "LANG": "zh_CN.UTF-8"}) == "en"
     assert chat_language("zh", environ={"LANG": "en_US.UTF-8"}) == "zh"
+    # MINIGPT_LANG, minigpt's own setting, comes before the locale and after --lang
+    assert chat_language(environ={"MINIGPT_LANG": "en", "LANG": "zh_CN.UTF-8"}) == "en"
+    assert chat_language(environ={"MINIGPT_LANG": "zh_CN", "LANG": "en_US.UTF-8"}) == "zh"
+    assert chat_language("en", environ={"MINIGPT_LANG": "zh"}) == "en"
     with pytest.raises(ValueError, match="--lang"):
         chat_language("fr")
     typed = iter(["/help", "/nope", "/reset", "/quit"])

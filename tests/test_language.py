@@ -22,8 +22,18 @@ def test_the_environment_variable_overrides_the_folder(tmp_path):
     assert notebook_language(environ={"MINIGPT_LANG": "en"}, cwd=zh, in_kernel=True) == "en"
     assert notebook_language(environ={"MINIGPT_LANG": "ZH "}, cwd=tmp_path) == "zh"
     assert notebook_language(environ={"MINIGPT_LANG": ""}, cwd=zh, in_kernel=True) == "zh"
-    with pytest.raises(ValueError, match="MINIGPT_LANG must be one of en, zh, got 'fr'"):
-        notebook_language(environ={"MINIGPT_LANG": "fr"})
+    for locale_name, expected in [("zh_CN.UTF-8", "zh"), ("zh-Hans", "zh"), ("en_US", "en"),
+                                  ("ZH_tw", "zh")]:
+        assert notebook_language(environ={"MINIGPT_LANG": locale_name}) == expected
+
+
+def test_an_unknown_language_is_named_and_english_is_spoken(monkeypatch):
+    """A typo in MINIGPT_LANG must not stop a run at its first printed line."""
+    with pytest.warns(UserWarning, match="MINIGPT_LANG must be one of en, zh .*got 'fr'"):
+        assert notebook_language(environ={"MINIGPT_LANG": "fr"}) == "en"
+    monkeypatch.setenv(language.ENV, "zh:CN")
+    with pytest.warns(UserWarning, match="got 'zh:CN'"):
+        assert tr("loss", "损失") == "loss"
 
 
 def test_tr_picks_the_edition(monkeypatch):

@@ -328,6 +328,27 @@ def test_report_plot_draws_each_error_against_the_threshold():
     assert "FAIL" in ax.get_title()
 
 
+def test_report_plot_draws_its_chinese_labels(tmp_path):
+    """In the Chinese edition (MINIGPT_LANG=zh) the plot's labels are Chinese; in a
+    fresh process that never called use_cjk_font they must still be drawn, not boxes."""
+    import os
+    import subprocess
+    import sys
+    script = (
+        "import io, warnings; warnings.simplefilter('error')\n"   # a missing glyph fails
+        "from matplotlib.figure import Figure\n"
+        "from minigpt.gradcheck import GradcheckReport, TensorCheck\n"
+        "report = GradcheckReport([TensorCheck('x', (2,), 2e-2, (0,), 1.0, 1.0, 2, 1.0)],\n"
+        "                         threshold=1e-7)\n"
+        "ax = report.plot(ax=Figure().add_subplot())\n"
+        "assert '相对误差' in ax.get_ylabel(), ax.get_ylabel()\n"
+        "ax.figure.savefig(io.BytesIO(), format='png')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(os.environ, MINIGPT_LANG="zh", MPLBACKEND="Agg"),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_check_prints_one_line_verdicts(capsys):
     """minigpt.gradcheck.check, the exercises' PASS/FAIL line."""
     from minigpt.gradcheck import check

@@ -107,6 +107,25 @@ def test_the_loss_plot_leaves_pyplot_and_its_backend_alone(tmp_path, monkeypatch
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_chinese_loss_plot_draws_its_labels_and_keeps_the_callers_fonts(tmp_path):
+    """With MINIGPT_LANG=zh a training run's loss.png has Chinese labels; they must be
+    drawn (not empty boxes) on a machine with no CJK font, in a fresh process that has
+    never called use_cjk_font, and the caller's rcParams must be left as they were."""
+    script = (
+        "import warnings; warnings.simplefilter('error')\n"   # a missing glyph fails
+        "import matplotlib; from matplotlib import rcParams\n"
+        "from minigpt.plots import save_loss_plot\n"
+        "before = list(rcParams['font.family'])\n"
+        "history = {'loss': [3.0, 2.5], 'evals': [{'iter': 0, 'train': 3.0, 'val': 3.1}]}\n"
+        f"save_loss_plot(history, {str(tmp_path / 'loss.png')!r}, '中文语料 · 你好')\n"
+        "assert list(rcParams['font.family']) == before, rcParams['font.family']\n")
+    env = dict(os.environ, MINIGPT_LANG="zh", MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_one_batch_can_be_overfit():
     """The loop's pieces fit together: 100 steps on one batch drive its loss down."""
     from minigpt.optim import AdamW, clip_grad_norm
