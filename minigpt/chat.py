@@ -205,8 +205,9 @@ def chat_language(lang=None, environ=None) -> str:
             raise ValueError(f"--lang must be one of {sorted(MESSAGES)}, got {lang!r}")
         return lang
     environ = os.environ if environ is None else environ
-    if environ.get(language.ENV, "").strip():
-        return language.notebook_language(environ=environ)
+    chosen = language.chosen_language(environ)
+    if chosen:
+        return chosen
     names = [environ.get(k, "") for k in ("LC_ALL", "LC_MESSAGES", "LANG")]
     if os.name == "nt" and not any(names):
         names = [locale.getlocale()[0] or ""]

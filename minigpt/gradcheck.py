@@ -132,14 +132,9 @@ class GradcheckReport:
         ax.set_title(title or tr(f"gradcheck {verdict}: max rel error {self.max_rel_error:.1e}",
                                  f"gradcheck {verdict}：最大相对误差 {self.max_rel_error:.1e}"))
         legend = ax.legend()
-        if notebook_language() == "zh":
-            # The labels are Chinese. A Text keeps the fonts of the moment it was made
-            # (the axes' title and labels: when ax was), so give these minigpt's CJK
-            # font as their fallback, whoever made ax and whenever.
-            from .plots import use_cjk_font
-            use_cjk_font()
-            for text in [ax.title, ax.yaxis.label, *legend.get_texts()]:
-                text.set_fontfamily(plt.rcParams["font.family"])
+        if notebook_language() == "zh":          # Chinese labels, on whoever's ax
+            from .plots import cjk_fallback
+            cjk_fallback(ax.title, ax.yaxis.label, *legend.get_texts())
         return ax
 
     def __str__(self):

@@ -30,21 +30,30 @@ LANGUAGES = ("en", "zh")
 ENV = "MINIGPT_LANG"
 
 
+def chosen_language(environ=None):
+    """"en" or "zh" if MINIGPT_LANG is set (see the module doc), else None: the one
+    reading of the variable, for the notebooks' edition and for the chat alike."""
+    environ = os.environ if environ is None else environ
+    chosen = environ.get(ENV, "").strip()
+    if not chosen:
+        return None
+    # "zh", "ZH", "zh_CN.UTF-8", "zh-Hans": the part before the first _ - . or @
+    code = re.split(r"[_\-.@]", chosen, maxsplit=1)[0].lower()
+    if code in LANGUAGES:
+        return code
+    # a warning, not an error: every tr() asks, and a typo must not stop a
+    # training run or a notebook at its first printed line
+    warnings.warn(f"{ENV} must be one of {', '.join(LANGUAGES)} (or a locale name "
+                  f"such as zh_CN.UTF-8), got {chosen!r}; speaking English", stacklevel=3)
+    return "en"
+
+
 def notebook_language(environ=None, cwd=None, in_kernel=None) -> str:
     """"en" or "zh": the edition the running notebook belongs to (see the module doc).
     in_kernel: whether this is a Jupyter kernel (default: whether ipykernel is loaded)."""
-    environ = os.environ if environ is None else environ
-    chosen = environ.get(ENV, "").strip()
+    chosen = chosen_language(environ)
     if chosen:
-        # "zh", "ZH", "zh_CN.UTF-8", "zh-Hans": the part before the first _ - . or @
-        code = re.split(r"[_\-.@]", chosen, maxsplit=1)[0].lower()
-        if code in LANGUAGES:
-            return code
-        # a warning, not an error: every tr() asks, and a typo must not stop a
-        # training run or a notebook at its first printed line
-        warnings.warn(f"{ENV} must be one of {', '.join(LANGUAGES)} (or a locale name "
-                      f"such as zh_CN.UTF-8), got {chosen!r}; speaking English", stacklevel=2)
-        return "en"
+        return chosen
     if not ("ipykernel" in sys.modules if in_kernel is None else in_kernel):
         return "en"
     here = Path.cwd() if cwd is None else Path(cwd)

@@ -31,6 +31,16 @@ def use_cjk_font():
     return name
 
 
+def cjk_fallback(*texts):
+    """use_cjk_font, and give these matplotlib Texts its fallback too: a Text keeps the
+    fonts of the moment it was made (an Axes' title and labels: when the Axes was), so
+    Chinese set on an Axes made before use_cjk_font would otherwise be empty boxes."""
+    use_cjk_font()
+    from matplotlib import rcParams
+    for text in texts:
+        text.set_fontfamily(rcParams["font.family"])
+
+
 @functools.cache
 def _register_cjk_font():
     """Add minigpt's CJK font to matplotlib's font list (once per process: addfont

@@ -68,6 +68,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from minigpt.checkpoint import write_atomically
+
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
 EXERCISES = HERE / "exercises"
@@ -385,9 +387,6 @@ def write(nb, path: Path) -> None:
     """nb as path, atomically (minigpt.checkpoint.write_atomically): a Ctrl-C or a full
     disk mid-write leaves the committed notebook as it was, never half a file. The bytes
     are nbformat.write's (UTF-8, one final newline), with LF line ends on every system."""
-    if str(HERE.parent) not in sys.path:        # the project's minigpt, installed or not
-        sys.path.insert(0, str(HERE.parent))
-    from minigpt.checkpoint import write_atomically
     nbformat.validate(nb)
     text = nbformat.writes(nb)
     text += "" if text.endswith("\n") else "\n"
